@@ -1,0 +1,47 @@
+/*
+ * SPDX-License-Identifier: MIT
+ *
+ * Dispatch: the one place that knows every method. It decodes request lines,
+ * checks them against the method table, keeps each connection's calls in
+ * flight, answers the daemon's own methods and drives the upstream ones
+ * (one request, a poll on timers, a wait, a download) to their single final
+ * reply line.
+ */
+#ifndef M8_DISPATCH_H
+#define M8_DISPATCH_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct loop;
+struct server;
+struct upstream;
+struct conn;
+struct dispatch;
+struct sig_key;
+
+#define DISPATCH_MAX_CALLS 256 /* calls in flight per connection */
+
+struct dispatch_config {
+	double poll_interval_s; /* runs.poll default interval */
+	double poll_timeout_s;  /* runs.poll default timeout */
+	uid_t admin_uid;        /* besides root, who may call admin methods */
+};
+
+int dispatch_new(struct loop *loop, struct upstream *up, struct sig_key *key,
+    const struct dispatch_config *cfg, struct dispatch **ret);
+void dispatch_free(struct dispatch *d);
+
+/* The server's handlers (server_handlers.line/overlong/closed). */
+void dispatch_line(struct conn *c, const char *line, size_t len, void *arg);
+void dispatch_overlong(struct conn *c, void *arg);
+void dispatch_closed(struct conn *c, void *arg);
+size_t dispatch_pending(struct conn *c, void *arg);
+
+/* Lets daemon.stats report the server's counters. */
+void dispatch_set_server(struct dispatch *d, struct server *s);
+
+/* True once daemon.shutdown was called. */
+bool dispatch_shutdown_requested(const struct dispatch *d);
+
+#endif
