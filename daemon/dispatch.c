@@ -27,6 +27,7 @@
 #include "request.h"
 #include "server.h"
 #include "sig.h"
+#include "streams.h"
 #include "upstream.h"
 
 #define MAX_WAIT_S (24.0 * 3600) /* longest runs.poll timeout accepted */
@@ -47,6 +48,7 @@ struct call {
 	char idem_key[SIG_UUID_SIZE + 256];
 	enum call_phase phase;
 	struct up_req *up;
+	struct stream_sub *sub;
 	struct loop_timer *timer;
 	char *poll_path;
 	uint64_t deadline; /* loop ms */
@@ -65,6 +67,7 @@ struct dispatch {
 	struct loop *loop;
 	struct upstream *up;
 	struct server *srv;
+	struct streams *streams;
 	struct sig_key *key;
 	struct dispatch_config cfg;
 	bool shutdown;
@@ -101,6 +104,12 @@ void
 dispatch_set_server(struct dispatch *d, struct server *s)
 {
 	d->srv = s;
+}
+
+void
+dispatch_set_streams(struct dispatch *d, struct streams *s)
+{
+	d->streams = s;
 }
 
 bool
@@ -157,6 +166,8 @@ call_free(struct call *call)
 {
 	if (call->up != NULL)
 		upstream_cancel(call->d->up, call->up);
+	if (call->sub != NULL)
+		streams_unsubscribe(call->sub);
 	if (call->timer != NULL)
 		loop_timer_del(call->d->loop, call->timer);
 	if (call->cs != NULL) {
@@ -726,6 +737,115 @@ force_no_stream(char **body)
 }
 
 static void
+stream_end_cb(void *arg, const cJSON *result, const struct codec_error *err,
+    long long lagged)
+{
+	struct call *call = arg;
+
+	call->sub = NULL;
+	if (lagged >= 0) {
+		cJSON *o = cJSON_CreateObject(), *l;
+		char *line = NULL;
+
+		l = cJSON_AddObjectToObject(o, "lagged");
+		if (l != NULL &&
+		    cJSON_AddNumberToObject(l, "resume_after", (double)lagged) &&
+		    (call->id == NULL ||
+			cJSON_AddItemReferenceToObject(o, "id", call->id))) {
+			line = cJSON_PrintUnformatted(o);
+		}
+		cJSON_Delete(o);
+		if (line != NULL) {
+			size_t n = strlen(line);
+			char *nl = realloc(line, n + 2);
+
+			if (nl != NULL) {
+				nl[n] = '\n';
+				nl[n + 1] = '\0';
+				call_finish(call, nl, n + 1);
+				return;
+			}
+			free(line);
+		}
+		call_fail(call, E_NOMEM, "out of memory");
+		return;
+	}
+	if (err != NULL)
+		call_error(call, err);
+	else
+		call_result(call, result);
+}
+
+/* An integer run id from a run_id param (number or digit string). */
+static int
+run_id_of(const cJSON *v, int64_t *ret)
+{
+	char *end;
+	long long n;
+
+	if (cJSON_IsNumber(v)) {
+		*ret = (int64_t)v->valuedouble;
+		return 0;
+	}
+	if (!cJSON_IsString(v) || v->valuestring[0] == '\0')
+		return -EINVAL;
+	errno = 0;
+	n = strtoll(v->valuestring, &end, 10);
+	if (errno != 0 || *end != '\0' || n < 0)
+		return -EINVAL;
+	*ret = n;
+	return 0;
+}
+
+static void
+stream_call(struct call *call, const char *path, const char *body)
+{
+	const struct method *m = call->m;
+	const cJSON *rid = request_param(call->params, "run_id");
+	const cJSON *after = cJSON_GetObjectItemCaseSensitive(call->params,
+	    "after_seq");
+	const cJSON *uid = cJSON_GetObjectItemCaseSensitive(call->params,
+	    "user_id");
+	struct stream_start st = {
+	    .verb = m->verb,
+	    .path = path,
+	    .body = body,
+	    .idem_key = (m->flags & METHOD_IDEM) ? call->idem_key : NULL,
+	    .user_id = cJSON_IsString(uid) ? uid->valuestring : NULL,
+	};
+	struct stream_target t = {
+	    .conn = call->conn,
+	    .id = call->id,
+	    .text_only = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+		call->params, "text_only")),
+	    .done = stream_end_cb,
+	    .arg = call,
+	};
+	int r;
+
+	if (rid != NULL) {
+		if (run_id_of(rid, &st.run_id) < 0) {
+			call_fail(call, E_INVALID_PARAMS,
+			    "\"run_id\" must be a run's integer id to stream");
+			return;
+		}
+		st.has_run_id = true;
+	}
+	if (cJSON_IsNumber(after)) {
+		if (after->valuedouble < 0) {
+			call_fail(call, E_INVALID_PARAMS,
+			    "\"after_seq\" must not be negative");
+			return;
+		}
+		t.after_seq = (uint64_t)after->valuedouble;
+	}
+	/* Any outcome, even at once, arrives through stream_end_cb. */
+	r = streams_subscribe(call->d->streams, &st, &t, &call->sub);
+	if (r < 0)
+		call_fail(call, E_NOMEM, "out of memory");
+}
+
+static void
 upstream_call(struct call *call)
 {
 	const struct method *m = call->m;
@@ -734,13 +854,7 @@ upstream_call(struct call *call)
 	char err[256] = "", *path = NULL, *body = NULL;
 	int r;
 
-	if (m->handler == H_STREAM && !cJSON_IsFalse(stream)) {
-		call_fail(call, E_INVALID_PARAMS,
-		    "%s streams only with the streams module; pass "
-		    "\"stream\": false",
-		    m->name);
-		return;
-	}
+	bool streaming = m->handler == H_STREAM && !cJSON_IsFalse(stream);
 	/* apps.connect: an api_key selects the API-key route (as the SDK). */
 	if (strcmp(m->name, "apps.connect") == 0) {
 		const cJSON *k = cJSON_GetObjectItemCaseSensitive(call->params,
@@ -795,7 +909,9 @@ upstream_call(struct call *call)
 		call->deadline = loop_update_time(call->d->loop) +
 		    (uint64_t)(to * 1000);
 	}
-	if (m->handler == H_POLL) {
+	if (streaming) {
+		stream_call(call, path, body);
+	} else if (m->handler == H_POLL) {
 		call->phase = PHASE_POLL;
 		call->poll_path = path;
 		path = NULL;

@@ -19,6 +19,7 @@ struct upstream;
 struct conn;
 struct dispatch;
 struct sig_key;
+struct streams;
 
 #define DISPATCH_MAX_CALLS 256 /* calls in flight per connection */
 
@@ -40,6 +41,8 @@ size_t dispatch_pending(struct conn *c, void *arg);
 
 /* Lets daemon.stats report the server's counters. */
 void dispatch_set_server(struct dispatch *d, struct server *s);
+/* Where streaming methods go. */
+void dispatch_set_streams(struct dispatch *d, struct streams *s);
 
 /* True once daemon.shutdown was called. */
 bool dispatch_shutdown_requested(const struct dispatch *d);

@@ -24,6 +24,7 @@
 #include "methods.h"
 #include "server.h"
 #include "sig.h"
+#include "streams.h"
 #include "upstream.h"
 
 #define DEFAULT_BASE_URL "https://api.m8tes.ai/api/v2"
@@ -352,11 +353,20 @@ stop_signal_cb(struct loop *loop, int signo, void *arg)
 	loop_stop(loop);
 }
 
+struct hooks {
+	struct streams *streams;
+	struct server *srv;
+};
+
+/* Before each sleep: feed subscribers that were behind, then write. */
 static void
 flush_hook(struct loop *loop, void *arg)
 {
+	struct hooks *h = arg;
+
 	(void)loop;
-	server_flush(arg);
+	streams_pump(h->streams);
+	server_flush(h->srv);
 }
 
 int
@@ -385,6 +395,8 @@ main(int argc, char **argv)
 	struct upstream *up = NULL;
 	struct dispatch *d = NULL;
 	struct server *srv = NULL;
+	struct streams *streams = NULL;
+	struct hooks hooks;
 	struct sig_key *key = NULL;
 	enum log_level level = LOG_LEVEL_INFO;
 	char sockbuf[PATH_MAX];
@@ -442,8 +454,10 @@ main(int argc, char **argv)
 	dcfg.poll_interval_s = o.poll_interval_s;
 	dcfg.poll_timeout_s = 300;
 	dcfg.admin_uid = getuid();
-	if ((r = dispatch_new(loop, up, key, &dcfg, &d)) < 0)
+	if ((r = dispatch_new(loop, up, key, &dcfg, &d)) < 0 ||
+	    (r = streams_new(loop, up, &streams)) < 0)
 		goto out;
+	dispatch_set_streams(d, streams);
 	sh.arg = d;
 
 	fd = inherited_socket();
@@ -466,7 +480,9 @@ main(int argc, char **argv)
 		goto out;
 	}
 	dispatch_set_server(d, srv);
-	if (loop_hook_add(loop, flush_hook, srv) < 0 ||
+	hooks.streams = streams;
+	hooks.srv = srv;
+	if (loop_hook_add(loop, flush_hook, &hooks) < 0 ||
 	    loop_signal_add(loop, SIGINT, stop_signal_cb, NULL) < 0 ||
 	    loop_signal_add(loop, SIGTERM, stop_signal_cb, NULL) < 0)
 		goto out;
@@ -481,6 +497,7 @@ main(int argc, char **argv)
 	log_info("stopped");
 out:
 	server_free(srv);
+	streams_free(streams);
 	dispatch_free(d);
 	upstream_free(up);
 	loop_free(loop);

@@ -34,7 +34,8 @@ struct conn {
 	char *out;
 	size_t outlen, outoff, outcap;
 	bool closing, want_write, paused;
-	bool eof; /* the peer shut down its writing side */
+	bool eof;  /* the peer shut down its writing side */
+	bool kill; /* overflowed: closed at the next flush */
 	TAILQ_ENTRY(conn) link;       /* live or dead list */
 	TAILQ_ENTRY(conn) flush_link; /* has output queued */
 	bool in_flush;
@@ -223,15 +224,23 @@ server_send(struct conn *c, const char *p, size_t len)
 	struct server *s = c->srv;
 	size_t need;
 
-	if (c->closing)
+	if (c->closing || c->kill)
 		return -EPIPE;
 	if (len == 0)
 		return 0;
 	if (server_queued(c) + len > s->cfg.max_out) {
+		/*
+		 * Closed at the next flush, never here: the caller may be
+		 * walking a list that the closed handler would change.
+		 */
 		log_info("dropping connection of pid %d: %zu bytes unread",
 		    (int)c->peer.pid, server_queued(c));
 		s->stats.dropped++;
-		server_close(c);
+		c->kill = true;
+		if (!c->in_flush) {
+			TAILQ_INSERT_TAIL(&s->flushq, c, flush_link);
+			c->in_flush = true;
+		}
 		return -ENOBUFS;
 	}
 	if (c->outoff > 0 && c->outoff == c->outlen)
@@ -254,7 +263,12 @@ server_send(struct conn *c, const char *p, size_t len)
 		if (cap != c->outcap) {
 			o = realloc(c->out, cap);
 			if (o == NULL) {
-				server_close(c);
+				c->kill = true;
+				if (!c->in_flush) {
+					TAILQ_INSERT_TAIL(&s->flushq, c,
+					    flush_link);
+					c->in_flush = true;
+				}
 				return -ENOMEM;
 			}
 			c->out = o;
@@ -327,7 +341,10 @@ server_flush(struct server *s)
 	while ((c = TAILQ_FIRST(&s->flushq)) != NULL) {
 		TAILQ_REMOVE(&s->flushq, c, flush_link);
 		c->in_flush = false;
-		conn_write(c);
+		if (c->kill)
+			server_close(c);
+		else
+			conn_write(c);
 	}
 	reap(s);
 }

@@ -1,0 +1,835 @@
+/*
+ * SPDX-License-Identifier: MIT
+ *
+ * Stream hub. A hub is one run's stream: the upstream transfer feeding it
+ * (at most one at a time), its SSE parser and accumulator, its event log and
+ * its subscribers. Event lines are built from the logged text with each
+ * subscriber's id pasted in, so fan-out costs a copy per subscriber and no
+ * JSON work.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <cjson/cJSON.h>
+
+#include "apierr.h"
+#include "codec.h"
+#include "log.h"
+#include "request.h"
+#include "loop.h"
+#include "runacc.h"
+#include "server.h"
+#include "sse.h"
+#include "streams.h"
+#include "upstream.h"
+
+#define REATTACH_BASE_MS 250
+
+enum hub_state {
+	HUB_STARTING, /* request sent, no event yet */
+	HUB_LIVE,     /* events flowing */
+	HUB_WAITING,  /* between a drop and the re-attach */
+	HUB_FINISHED, /* final result known */
+};
+
+struct logent {
+	char *text; /* the event JSON */
+	size_t len;
+	bool is_text; /* a text-delta */
+};
+
+struct stream_sub {
+	struct hub *hub;
+	struct conn *conn;
+	char *id; /* printed id, or NULL */
+	bool text_only;
+	uint64_t cursor; /* last seq sent */
+	bool behind;     /* waiting in the pump list */
+	stream_done_cb done;
+	void *arg;
+	TAILQ_ENTRY(stream_sub) link;
+	TAILQ_ENTRY(stream_sub) pump_link;
+};
+
+TAILQ_HEAD(sub_list, stream_sub);
+
+struct hub {
+	struct streams *s;
+	bool has_id;
+	int64_t run_id;
+	char *user_id;
+	enum hub_state state;
+	struct up_req *up;
+	bool up_is_get; /* the transfer is an attach (history replayed) */
+	struct loop_timer *timer;
+	struct sse_parser sse;
+	struct runacc acc;
+	bool terminal; /* a terminal event arrived on the transfer */
+	struct logent *log;
+	size_t nlog, caplog, logbytes;
+	size_t skip;  /* replayed events still to skip after a re-attach */
+	size_t turn;  /* first log index of the current turn */
+	int reattaches;
+	cJSON *result; /* final result once finished */
+	struct codec_error *err; /* or the final error */
+	struct apierr apierr;
+	struct sub_list subs;
+	TAILQ_ENTRY(hub) link; /* live or finished list */
+};
+
+TAILQ_HEAD(hub_list, hub);
+
+struct streams {
+	struct loop *loop;
+	struct upstream *up;
+	struct hub_list live, finished;
+	size_t nfinished;
+	struct sub_list behind;
+	struct streams_stats stats;
+};
+
+static void hub_start_transfer(struct hub *h, enum method_verb verb,
+    const char *path, const char *body, const char *idem_key);
+static void hub_finish(struct hub *h);
+static void hub_fail(struct hub *h, const struct codec_error *e);
+
+int
+streams_new(struct loop *loop, struct upstream *up, struct streams **ret)
+{
+	struct streams *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return -ENOMEM;
+	s->loop = loop;
+	s->up = up;
+	TAILQ_INIT(&s->live);
+	TAILQ_INIT(&s->finished);
+	TAILQ_INIT(&s->behind);
+	*ret = s;
+	return 0;
+}
+
+static void
+sub_free(struct stream_sub *sub)
+{
+	struct hub *h = sub->hub;
+
+	if (sub->behind)
+		TAILQ_REMOVE(&h->s->behind, sub, pump_link);
+	TAILQ_REMOVE(&h->subs, sub, link);
+	h->s->stats.subs--;
+	free(sub->id);
+	free(sub);
+}
+
+static void
+hub_free(struct hub *h)
+{
+	struct stream_sub *sub;
+
+	while ((sub = TAILQ_FIRST(&h->subs)) != NULL)
+		sub_free(sub);
+	if (h->up != NULL)
+		upstream_cancel(h->s->up, h->up);
+	if (h->timer != NULL)
+		loop_timer_del(h->s->loop, h->timer);
+	sse_done(&h->sse);
+	runacc_done(&h->acc);
+	for (size_t i = 0; i < h->nlog; i++)
+		free(h->log[i].text);
+	free(h->log);
+	free(h->user_id);
+	cJSON_Delete(h->result);
+	apierr_done(&h->apierr);
+	if (h->state == HUB_FINISHED) {
+		TAILQ_REMOVE(&h->s->finished, h, link);
+		h->s->nfinished--;
+	} else {
+		TAILQ_REMOVE(&h->s->live, h, link);
+	}
+	h->s->stats.runs--;
+	free(h);
+}
+
+void
+streams_free(struct streams *s)
+{
+	if (s == NULL)
+		return;
+	while (!TAILQ_EMPTY(&s->live))
+		hub_free(TAILQ_FIRST(&s->live));
+	while (!TAILQ_EMPTY(&s->finished))
+		hub_free(TAILQ_FIRST(&s->finished));
+	free(s);
+}
+
+static struct hub *
+hub_find(struct streams *s, int64_t run_id)
+{
+	struct hub *h;
+
+	TAILQ_FOREACH(h, &s->live, link)
+	if (h->has_id && h->run_id == run_id)
+		return h;
+	TAILQ_FOREACH(h, &s->finished, link)
+	if (h->has_id && h->run_id == run_id)
+		return h;
+	return NULL;
+}
+
+static struct hub *
+hub_new(struct streams *s)
+{
+	struct hub *h = calloc(1, sizeof(*h));
+
+	if (h == NULL)
+		return NULL;
+	h->s = s;
+	sse_init(&h->sse, SSE_MAX_FRAME_DEFAULT);
+	runacc_init(&h->acc);
+	TAILQ_INIT(&h->subs);
+	TAILQ_INSERT_TAIL(&s->live, h, link);
+	s->stats.runs++;
+	return h;
+}
+
+/* Back from the finished list for a new turn (a reply). */
+static void
+hub_revive(struct hub *h)
+{
+	TAILQ_REMOVE(&h->s->finished, h, link);
+	h->s->nfinished--;
+	TAILQ_INSERT_TAIL(&h->s->live, h, link);
+	h->state = HUB_STARTING;
+	cJSON_Delete(h->result);
+	h->result = NULL;
+	h->err = NULL;
+	apierr_done(&h->apierr);
+	runacc_reset(&h->acc);
+	h->terminal = false;
+	h->reattaches = 0;
+	h->turn = h->nlog;
+}
+
+/* ---- sending ----------------------------------------------------------- */
+
+/* Queues event seq (1-based) for sub. Returns false if it must wait. */
+static bool
+sub_send(struct stream_sub *sub, uint64_t seq)
+{
+	const struct logent *e = &sub->hub->log[seq - 1];
+	char head[PROTO_MAX_ID + 96];
+	char *line;
+	size_t hl, len;
+	int r;
+
+	if (sub->text_only && !e->is_text) {
+		sub->cursor = seq;
+		return true;
+	}
+	if (server_queued(sub->conn) >= STREAMS_SUB_QUEUE)
+		return false;
+	if (sub->id != NULL)
+		r = snprintf(head, sizeof(head), "{\"id\":%s,\"seq\":%" PRIu64
+						 ",\"event\":",
+		    sub->id, seq);
+	else
+		r = snprintf(head, sizeof(head), "{\"seq\":%" PRIu64 ",\"event\":",
+		    seq);
+	if (r < 0 || (size_t)r >= sizeof(head))
+		return false;
+	hl = (size_t)r;
+	len = hl + e->len + 2;
+	line = malloc(len);
+	if (line == NULL)
+		return false;
+	memcpy(line, head, hl);
+	memcpy(line + hl, e->text, e->len);
+	line[hl + e->len] = '}';
+	line[hl + e->len + 1] = '\n';
+	r = server_send(sub->conn, line, len);
+	free(line);
+	if (r < 0)
+		return false;
+	sub->cursor = seq;
+	sub->hub->s->stats.deliveries++;
+	return true;
+}
+
+static void
+sub_finish(struct stream_sub *sub, const cJSON *result,
+    const struct codec_error *err, long long lagged)
+{
+	stream_done_cb done = sub->done;
+	void *arg = sub->arg;
+
+	sub_free(sub);
+	done(arg, result, err, lagged);
+}
+
+static void
+sub_lagged(struct stream_sub *sub)
+{
+	sub->hub->s->stats.lagged++;
+	log_info("subscriber of pid %d lagged at seq %" PRIu64,
+	    (int)server_peer(sub->conn)->pid, sub->cursor);
+	sub_finish(sub, NULL, NULL, (long long)sub->cursor);
+}
+
+static void
+sub_mark_behind(struct stream_sub *sub)
+{
+	if (!sub->behind) {
+		sub->behind = true;
+		TAILQ_INSERT_TAIL(&sub->hub->s->behind, sub, pump_link);
+	}
+}
+
+/*
+ * Sends sub everything it can take. Returns false when the subscription
+ * ended (lagged or final line sent).
+ */
+static bool
+sub_catch_up(struct stream_sub *sub)
+{
+	struct hub *h = sub->hub;
+
+	while (sub->cursor < h->nlog) {
+		if (h->nlog - sub->cursor > STREAMS_MAX_LAG) {
+			sub_lagged(sub);
+			return false;
+		}
+		if (!sub_send(sub, sub->cursor + 1)) {
+			sub_mark_behind(sub);
+			return true;
+		}
+	}
+	if (sub->behind) {
+		sub->behind = false;
+		TAILQ_REMOVE(&h->s->behind, sub, pump_link);
+	}
+	if (h->state == HUB_FINISHED) {
+		sub_finish(sub, h->result, h->err, -1);
+		return false;
+	}
+	return true;
+}
+
+void
+streams_pump(struct streams *s)
+{
+	struct stream_sub *sub, *next;
+
+	for (sub = TAILQ_FIRST(&s->behind); sub != NULL; sub = next) {
+		next = TAILQ_NEXT(sub, pump_link);
+		if (server_queued(sub->conn) < STREAMS_SUB_QUEUE / 2 ||
+		    sub->hub->nlog - sub->cursor > STREAMS_MAX_LAG)
+			(void)sub_catch_up(sub);
+	}
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+static int
+log_append(struct hub *h, const cJSON *ev, const char *type)
+{
+	struct logent *e;
+	char *text;
+
+	if (h->nlog >= STREAMS_MAX_EVENTS || h->logbytes >= STREAMS_MAX_LOG)
+		return -EFBIG;
+	if (h->nlog == h->caplog) {
+		size_t cap = h->caplog ? h->caplog * 2 : 64;
+		struct logent *l = realloc(h->log, cap * sizeof(*l));
+
+		if (l == NULL)
+			return -ENOMEM;
+		h->log = l;
+		h->caplog = cap;
+	}
+	text = cJSON_PrintUnformatted(ev);
+	if (text == NULL)
+		return -ENOMEM;
+	e = &h->log[h->nlog++];
+	e->text = text;
+	e->len = strlen(text);
+	e->is_text = strcmp(type, "text-delta") == 0;
+	h->logbytes += e->len;
+	h->s->stats.events++;
+	return 0;
+}
+
+static void
+fan_out(struct hub *h)
+{
+	struct stream_sub *sub, *next;
+
+	for (sub = TAILQ_FIRST(&h->subs); sub != NULL; sub = next) {
+		next = TAILQ_NEXT(sub, link);
+		if (sub->behind)
+			continue;
+		if (sub->cursor + 1 == h->nlog) {
+			if (!sub_send(sub, h->nlog))
+				sub_mark_behind(sub);
+		} else if (sub->cursor + 1 < h->nlog) {
+			(void)sub_catch_up(sub);
+		}
+	}
+}
+
+/* Registers the run id learnt from the stream. */
+static void
+learn_run_id(struct hub *h)
+{
+	int64_t id;
+
+	if (h->has_id || runacc_run_id(&h->acc, &id) < 0)
+		return;
+	/* A second hub for a known run stays anonymous: no two share an id. */
+	if (hub_find(h->s, id) != NULL)
+		return;
+	h->has_id = true;
+	h->run_id = id;
+}
+
+static int
+event_cb(struct sse_event *ev, void *arg)
+{
+	struct hub *h = arg;
+	int r;
+
+	if (strcmp(ev->type, "keep-alive") == 0)
+		return 0;
+	if (h->skip > 0) {
+		/* History the re-attached stream replays: already logged. */
+		h->skip--;
+		return 0;
+	}
+	h->state = HUB_LIVE;
+	r = log_append(h, ev->json, ev->type);
+	if (r < 0)
+		return r;
+	(void)runacc_feed(&h->acc, ev->json);
+	learn_run_id(h);
+	fan_out(h);
+	if (sse_type_is_terminal(ev->type)) {
+		h->terminal = true;
+		return -ECANCELED; /* stop parsing; the hub finishes */
+	}
+	return 0;
+}
+
+static int
+data_cb(const char *p, size_t len, void *arg)
+{
+	struct hub *h = arg;
+	int r;
+
+	r = sse_feed(&h->sse, (const uint8_t *)p, len, event_cb, h);
+	if (r == -ECANCELED || h->terminal) {
+		h->up = NULL; /* aborting: no done callback will come */
+		hub_finish(h);
+		return -1;
+	}
+	if (r < 0) {
+		struct codec_error e = {.code = r == -EFBIG ? E_TOO_LARGE :
+							      E_NOMEM,
+		    .message = r == -EFBIG ? "the run's event log is full" :
+					     "out of memory",
+		    .retry_after = -1};
+
+		h->up = NULL;
+		hub_fail(h, &e);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- finishing --------------------------------------------------------- */
+
+static void
+retire(struct hub *h)
+{
+	TAILQ_REMOVE(&h->s->live, h, link);
+	h->state = HUB_FINISHED;
+	TAILQ_INSERT_TAIL(&h->s->finished, h, link);
+	h->s->nfinished++;
+	/* Keep a bounded number of finished runs for replay. */
+	while (h->s->nfinished > STREAMS_MAX_FINISHED) {
+		struct hub *old = TAILQ_FIRST(&h->s->finished);
+
+		if (old == h)
+			break;
+		hub_free(old);
+	}
+}
+
+static void
+finish_subs(struct hub *h)
+{
+	struct stream_sub *sub, *next;
+
+	for (sub = TAILQ_FIRST(&h->subs); sub != NULL; sub = next) {
+		next = TAILQ_NEXT(sub, link);
+		if (!sub->behind)
+			(void)sub_catch_up(sub);
+	}
+}
+
+/* The run ended: build the result, answer every caught-up subscriber. */
+static void
+hub_finish_with(struct hub *h, const cJSON *run)
+{
+	cJSON *res = runacc_result(&h->acc);
+
+	if (res == NULL) {
+		struct codec_error e = {.code = E_NOMEM,
+		    .message = "out of memory", .retry_after = -1};
+
+		hub_fail(h, &e);
+		return;
+	}
+	(void)sse_finish(&h->sse, event_cb, h);
+	cJSON_AddNumberToObject(res, "seq", (double)h->nlog);
+	if (run != NULL) {
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(run,
+		    "status");
+
+		if (cJSON_IsString(st))
+			cJSON_AddStringToObject(res, "status", st->valuestring);
+		cJSON_AddItemToObject(res, "run", cJSON_Duplicate(run, 1));
+	}
+	h->result = res;
+	retire(h);
+	finish_subs(h);
+}
+
+static void
+hub_finish(struct hub *h)
+{
+	hub_finish_with(h, NULL);
+}
+
+static void
+hub_fail(struct hub *h, const struct codec_error *e)
+{
+	struct stream_sub *sub;
+
+	/* Nothing to keep: answer everyone with the error and go. */
+	while ((sub = TAILQ_FIRST(&h->subs)) != NULL)
+		sub_finish(sub, NULL, e, -1);
+	hub_free(h);
+}
+
+static void hub_reattach_cb(struct loop *loop, void *arg);
+
+static void
+final_get_cb(const struct up_response *r, void *arg)
+{
+	struct hub *h = arg;
+	cJSON *run;
+
+	h->up = NULL;
+	if (r->error != 0 || r->status >= 400 || r->status == 0) {
+		if (r->error != 0 || r->status == 0)
+			apierr_from_transport(&h->apierr, r->error,
+			    r->error_text);
+		else
+			apierr_from_http(&h->apierr, r->status, r->body,
+			    r->body_len, r->request_id, r->retry_after);
+		hub_fail(h, &h->apierr.e);
+		return;
+	}
+	run = r->body ? cJSON_ParseWithLength(r->body, r->body_len) : NULL;
+	hub_finish_with(h, run);
+	cJSON_Delete(run);
+}
+
+/* The run is over upstream (409 on attach): fetch its final state. */
+static void
+fetch_final(struct hub *h)
+{
+	struct up_opts o = {.verb = VERB_GET, .done = final_get_cb, .arg = h};
+	char path[256];
+	int r;
+
+	if (h->user_id != NULL) {
+		char enc[160];
+
+		if (request_form_encode(h->user_id, enc, sizeof(enc)) < 0)
+			enc[0] = '\0';
+		(void)snprintf(path, sizeof(path), "/runs/%" PRId64 "?user_id=%s",
+		    h->run_id, enc);
+	} else {
+		(void)snprintf(path, sizeof(path), "/runs/%" PRId64, h->run_id);
+	}
+	o.path = path;
+	r = upstream_start(h->s->up, &o, &h->up);
+	if (r < 0) {
+		struct codec_error e = {.code = r == -ENOKEY ? E_NO_KEY :
+							       E_INTERNAL,
+		    .message = "cannot fetch the run", .retry_after = -1};
+
+		hub_fail(h, &e);
+	}
+}
+
+static void
+transfer_done_cb(const struct up_response *r, void *arg)
+{
+	struct hub *h = arg;
+
+	h->up = NULL;
+	if (h->terminal) {
+		hub_finish(h);
+		return;
+	}
+	if (r->streamed) {
+		/* The stream ended without a terminal event: drop or stall. */
+		int ret = sse_finish(&h->sse, event_cb, h);
+
+		if (ret == -ECANCELED || h->terminal) {
+			hub_finish(h);
+			return;
+		}
+		if (!h->has_id) {
+			struct codec_error e = {.code = E_BAD_UPSTREAM,
+			    .message = "the stream ended before naming its run",
+			    .retry_after = -1};
+
+			hub_fail(h, &e);
+			return;
+		}
+		if (h->reattaches >= STREAMS_MAX_REATTACH) {
+			fetch_final(h);
+			return;
+		}
+		h->state = HUB_WAITING;
+		log_info("run %" PRId64 ": stream ended early (%s); "
+			 "re-attaching",
+		    h->run_id, r->error ? r->error_text : "closed");
+		(void)loop_timer_add(h->s->loop,
+		    (uint64_t)REATTACH_BASE_MS << h->reattaches,
+		    hub_reattach_cb, h, &h->timer);
+		h->reattaches++;
+		return;
+	}
+	if (h->up_is_get && r->status == 409) {
+		/* No longer executing: its final state is a GET away. */
+		fetch_final(h);
+		return;
+	}
+	if (r->error != 0 || r->status >= 400 || r->status == 0) {
+		if (r->error != 0 || r->status == 0)
+			apierr_from_transport(&h->apierr, r->error,
+			    r->error_text);
+		else
+			apierr_from_http(&h->apierr, r->status, r->body,
+			    r->body_len, r->request_id, r->retry_after);
+		hub_fail(h, &h->apierr.e);
+		return;
+	}
+	/* A JSON answer to a streaming request: a replay or a queued reply. */
+	{
+		cJSON *run = r->body ? cJSON_ParseWithLength(r->body,
+					   r->body_len) :
+				       NULL;
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(run, "id");
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(run,
+		    "status");
+		bool terminal = cJSON_IsString(st) &&
+		    (strcmp(st->valuestring, "completed") == 0 ||
+			strcmp(st->valuestring, "failed") == 0 ||
+			strcmp(st->valuestring, "cancelled") == 0 ||
+			strcmp(st->valuestring, "closed") == 0);
+
+		if (!cJSON_IsNumber(id)) {
+			struct codec_error e = {.code = E_BAD_UPSTREAM,
+			    .message = "the upstream answered a streaming "
+				       "request with something not a run",
+			    .retry_after = -1};
+
+			cJSON_Delete(run);
+			hub_fail(h, &e);
+			return;
+		}
+		if (!h->has_id && hub_find(h->s, (int64_t)id->valuedouble) ==
+				      NULL) {
+			h->has_id = true;
+			h->run_id = (int64_t)id->valuedouble;
+		}
+		if (!h->has_id && !terminal) {
+			struct hub *live = hub_find(h->s,
+			    (int64_t)id->valuedouble);
+
+			if (live != NULL && live->state != HUB_FINISHED) {
+				/* A queued reply: it plays out on the live run. */
+				struct stream_sub *sub;
+
+				while ((sub = TAILQ_FIRST(&h->subs)) != NULL) {
+					TAILQ_REMOVE(&h->subs, sub, link);
+					sub->hub = live;
+					sub->cursor = live->nlog;
+					TAILQ_INSERT_TAIL(&live->subs, sub,
+					    link);
+				}
+				cJSON_Delete(run);
+				hub_free(h);
+				return;
+			}
+		}
+		if (terminal || !h->has_id) {
+			hub_finish_with(h, run);
+		} else {
+			/* Join the run: attach replays it from the start. */
+			h->skip = h->nlog;
+			hub_start_transfer(h, VERB_GET, NULL, NULL, NULL);
+		}
+		cJSON_Delete(run);
+	}
+}
+
+static void
+hub_reattach_cb(struct loop *loop, void *arg)
+{
+	struct hub *h = arg;
+
+	(void)loop;
+	h->timer = NULL;
+	h->s->stats.reattaches++;
+	/* The attach replays the whole history: skip what is logged. */
+	h->skip = h->nlog;
+	hub_start_transfer(h, VERB_GET, NULL, NULL, NULL);
+}
+
+static void
+hub_start_transfer(struct hub *h, enum method_verb verb, const char *path,
+    const char *body, const char *idem_key)
+{
+	char attach[64];
+	struct up_opts o = {
+	    .verb = verb,
+	    .path = path,
+	    .body = body,
+	    .idem_key = idem_key,
+	    .done = transfer_done_cb,
+	    .data = data_cb,
+	    .arg = h,
+	};
+	int r;
+
+	if (verb == VERB_GET) {
+		(void)snprintf(attach, sizeof(attach), "/runs/%" PRId64 "/stream",
+		    h->run_id);
+		o.path = attach;
+	}
+	h->up_is_get = verb == VERB_GET;
+	h->terminal = false;
+	sse_done(&h->sse);
+	sse_init(&h->sse, SSE_MAX_FRAME_DEFAULT);
+	h->s->stats.upstream_streams++;
+	r = upstream_start(h->s->up, &o, &h->up);
+	if (r < 0) {
+		struct codec_error e = {.code = r == -ENOKEY ? E_NO_KEY :
+							       E_INTERNAL,
+		    .message = r == -ENOKEY ? "the daemon has no API key" :
+					      "cannot start the stream",
+		    .retry_after = -1};
+
+		hub_fail(h, &e);
+	}
+}
+
+/* ---- subscribing ------------------------------------------------------- */
+
+int
+streams_subscribe(struct streams *s, const struct stream_start *st,
+    const struct stream_target *t, struct stream_sub **ret)
+{
+	struct stream_sub *sub;
+	struct hub *h = NULL;
+	bool start = false;
+
+	sub = calloc(1, sizeof(*sub));
+	if (sub == NULL)
+		return -ENOMEM;
+	if (t->id != NULL) {
+		sub->id = cJSON_PrintUnformatted(t->id);
+		if (sub->id == NULL) {
+			free(sub);
+			return -ENOMEM;
+		}
+	}
+	sub->conn = t->conn;
+	sub->text_only = t->text_only;
+	sub->done = t->done;
+	sub->arg = t->arg;
+
+	if (st->has_run_id)
+		h = hub_find(s, st->run_id);
+	if (st->verb == VERB_GET) {
+		/* Attach: the log serves what it has, the rest is live. */
+		if (h == NULL) {
+			h = hub_new(s);
+			start = true;
+		}
+	} else if (h != NULL && h->state == HUB_FINISHED) {
+		hub_revive(h); /* a reply opens a new turn of this run */
+		start = true;
+	} else {
+		/* A new run, or a reply while a turn still streams. */
+		h = hub_new(s);
+		start = true;
+	}
+	if (h == NULL) {
+		free(sub->id);
+		free(sub);
+		return -ENOMEM;
+	}
+	if (start && st->has_run_id && hub_find(s, st->run_id) == NULL) {
+		h->has_id = true;
+		h->run_id = st->run_id;
+	} else if (start && st->has_run_id && !h->has_id) {
+		/* Another hub owns the id: this one stays anonymous. */
+	}
+	if (start && st->user_id != NULL && h->user_id == NULL)
+		h->user_id = strdup(st->user_id);
+	sub->hub = h;
+	/* A POST's subscriber wants this turn only; attach starts anywhere. */
+	sub->cursor = st->verb == VERB_GET ? t->after_seq : h->turn;
+	if (sub->cursor > h->nlog)
+		sub->cursor = h->nlog;
+	TAILQ_INSERT_TAIL(&h->subs, sub, link);
+	s->stats.subs++;
+	if (ret != NULL)
+		*ret = sub;
+	if (start) {
+		h->state = HUB_STARTING;
+		if (st->verb == VERB_GET && !h->has_id) {
+			h->run_id = st->run_id;
+			h->has_id = true;
+		}
+		hub_start_transfer(h, st->verb, st->path, st->body,
+		    st->idem_key);
+		return 0;
+	}
+	(void)sub_catch_up(sub);
+	return 0;
+}
+
+void
+streams_unsubscribe(struct stream_sub *sub)
+{
+	if (sub != NULL)
+		sub_free(sub);
+}
+
+void
+streams_stats(const struct streams *s, struct streams_stats *ret)
+{
+	*ret = s->stats;
+}
