@@ -1,0 +1,1227 @@
+/*
+ * SPDX-License-Identifier: MIT
+ *
+ * state.db on SQLite (with cache.c, the only sqlite3.h user). Every query
+ * is prepared once at open (SQLITE_PREPARE_PERSISTENT) and bound with
+ * SQLITE_STATIC pointers that outlive the step, then reset and unbound at
+ * once, so no statement holds a read transaction or a caller's pointer
+ * between calls. Writes that take more than one statement run inside a
+ * savepoint, which nests in a caller's batch and is its own transaction
+ * otherwise. Inbox sequence numbers come from AUTOINCREMENT, so they are
+ * never reused after a prune; that also makes "keep the newest N" a cheap
+ * range delete below last_seq - N instead of an OFFSET walk over bodies.
+ * Deleted secrets and keys do not linger in free pages (secure_delete).
+ */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "sig.h"
+#include "store.h"
+
+#define STORE_BUSY_TIMEOUT_MS 50 /* another process holds a lock: give up */
+                                 /* quickly, the loop must not stall */
+#define STORE_WAL_SIZE_LIMIT "67108864" /* bytes kept after a checkpoint */
+
+/*
+ * Schema migrations: migrations[i] takes user_version i to i + 1. Append
+ * only; never edit a released step.
+ */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE inbox ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  webhook_id TEXT NOT NULL UNIQUE,"
+    "  received_at INTEGER NOT NULL,"
+    "  event_type TEXT,"
+    "  run_id INTEGER,"
+    "  headers TEXT NOT NULL DEFAULT '{}',"
+    "  body BLOB NOT NULL"
+    ");"
+    "CREATE INDEX inbox_received_at ON inbox (received_at);"
+    "CREATE TABLE consumers ("
+    "  name TEXT PRIMARY KEY NOT NULL,"
+    "  acked_seq INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE webhook_secrets ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  secret TEXT NOT NULL UNIQUE,"
+    "  endpoint_id TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  not_after INTEGER"
+    ");"
+    "CREATE TABLE api_key ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  key TEXT NOT NULL,"
+    "  set_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE run_status ("
+    "  run_id INTEGER PRIMARY KEY,"
+    "  terminal INTEGER NOT NULL DEFAULT 0,"
+    "  updated_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX run_status_age ON run_status (updated_at, run_id);"
+    "CREATE INDEX run_status_terminal ON run_status"
+    "  (terminal, updated_at, run_id);"
+    "CREATE TABLE run_events ("
+    "  run_id INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  event TEXT NOT NULL,"
+    "  PRIMARY KEY (run_id, seq)"
+    ");",
+};
+
+#define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+enum stmt_id {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_SP_BEGIN,
+	ST_SP_RELEASE,
+	ST_SP_ROLLBACK,
+	ST_INBOX_ADD,
+	ST_INBOX_SEQ,
+	ST_INBOX_ITER,
+	ST_INBOX_GET,
+	ST_INBOX_LAST,
+	ST_CONSUMER_GET,
+	ST_CONSUMER_SET,
+	ST_CONSUMER_DEL,
+	ST_SECRET_ADD,
+	ST_SECRET_LIST,
+	ST_SECRET_NOT_AFTER,
+	ST_SECRET_DEL,
+	ST_KEY_SET,
+	ST_KEY_GET,
+	ST_KEY_CLEAR,
+	ST_RUN_TOUCH,
+	ST_RUN_APPEND,
+	ST_RUN_ITER,
+	ST_RUN_LAST,
+	ST_RUN_TERMINAL,
+	ST_RUN_STATUS,
+	ST_PRUNE_INBOX_SEQ,
+	ST_PRUNE_INBOX_AGE,
+	ST_PRUNE_RUN_COUNT,
+	ST_PRUNE_RUN_AGED,
+	ST_PRUNE_RUN_OLDEST,
+	ST_PRUNE_RUN_EVENTS,
+	ST_PRUNE_RUN_DEL,
+	ST__MAX
+};
+
+#define INBOX_COLUMNS                                                          \
+	"seq, webhook_id, received_at, event_type, run_id, headers, body"
+
+static const char *const stmt_sql[ST__MAX] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SP_BEGIN] = "SAVEPOINT store_op",
+    [ST_SP_RELEASE] = "RELEASE store_op",
+    [ST_SP_ROLLBACK] = "ROLLBACK TO store_op",
+    [ST_INBOX_ADD] = "INSERT INTO inbox (webhook_id, received_at, "
+                     "event_type, run_id, headers, body) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_INBOX_SEQ] = "SELECT seq FROM inbox WHERE webhook_id = ?1",
+    [ST_INBOX_ITER] = "SELECT " INBOX_COLUMNS " FROM inbox "
+                      "WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    [ST_INBOX_GET] = "SELECT " INBOX_COLUMNS " FROM inbox "
+                     "WHERE webhook_id = ?1",
+    [ST_INBOX_LAST] = "SELECT seq FROM sqlite_sequence "
+                      "WHERE name = 'inbox'",
+    [ST_CONSUMER_GET] = "SELECT acked_seq FROM consumers WHERE name = ?1",
+    [ST_CONSUMER_SET] = "INSERT INTO consumers (name, acked_seq) "
+                        "VALUES (?1, ?2) ON CONFLICT (name) "
+                        "DO UPDATE SET acked_seq = excluded.acked_seq",
+    [ST_CONSUMER_DEL] = "DELETE FROM consumers WHERE name = ?1",
+    [ST_SECRET_ADD] = "INSERT INTO webhook_secrets (secret, endpoint_id, "
+                      "created_at, not_after) VALUES (?1, ?2, ?3, ?4)",
+    [ST_SECRET_LIST] = "SELECT id, secret, endpoint_id, created_at, "
+                       "not_after FROM webhook_secrets ORDER BY id",
+    [ST_SECRET_NOT_AFTER] = "UPDATE webhook_secrets SET not_after = ?2 "
+                            "WHERE id = ?1",
+    [ST_SECRET_DEL] = "DELETE FROM webhook_secrets WHERE id = ?1",
+    [ST_KEY_SET] = "INSERT INTO api_key (id, key, set_at) "
+                   "VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE "
+                   "SET key = excluded.key, set_at = excluded.set_at",
+    [ST_KEY_GET] = "SELECT key FROM api_key WHERE id = 1",
+    [ST_KEY_CLEAR] = "DELETE FROM api_key",
+    [ST_RUN_TOUCH] = "INSERT INTO run_status (run_id, terminal, "
+                     "updated_at) VALUES (?1, 0, ?2) "
+                     "ON CONFLICT (run_id) DO UPDATE SET "
+                     "updated_at = max(updated_at, excluded.updated_at)",
+    [ST_RUN_APPEND] = "INSERT INTO run_events (run_id, seq, event) "
+                      "VALUES (?1, ?2, ?3)",
+    [ST_RUN_ITER] = "SELECT run_id, seq, event FROM run_events "
+                    "WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    [ST_RUN_LAST] = "SELECT max(seq) FROM run_events WHERE run_id = ?1",
+    [ST_RUN_TERMINAL] = "INSERT INTO run_status (run_id, terminal, "
+                        "updated_at) VALUES (?1, 1, ?2) "
+                        "ON CONFLICT (run_id) DO UPDATE SET terminal = 1, "
+                        "updated_at = max(updated_at, "
+                        "excluded.updated_at)",
+    [ST_RUN_STATUS] = "SELECT terminal FROM run_status WHERE run_id = ?1",
+    [ST_PRUNE_INBOX_SEQ] = "DELETE FROM inbox WHERE seq IN (SELECT seq "
+                           "FROM inbox WHERE seq <= ?1 ORDER BY seq "
+                           "LIMIT ?2)",
+    [ST_PRUNE_INBOX_AGE] = "DELETE FROM inbox WHERE seq IN (SELECT seq "
+                           "FROM inbox WHERE received_at < ?1 "
+                           "ORDER BY received_at LIMIT ?2)",
+    [ST_PRUNE_RUN_COUNT] = "SELECT count(*) FROM run_status "
+                           "WHERE terminal = 1",
+    [ST_PRUNE_RUN_AGED] = "SELECT run_id, terminal FROM run_status "
+                          "WHERE updated_at < ?1 "
+                          "ORDER BY updated_at, run_id LIMIT 1",
+    [ST_PRUNE_RUN_OLDEST] = "SELECT run_id, terminal FROM run_status "
+                            "WHERE terminal = 1 "
+                            "ORDER BY updated_at, run_id LIMIT 1",
+    [ST_PRUNE_RUN_EVENTS] = "DELETE FROM run_events WHERE run_id = ?1 "
+                            "AND seq IN (SELECT seq FROM run_events "
+                            "WHERE run_id = ?1 ORDER BY seq LIMIT ?2)",
+    [ST_PRUNE_RUN_DEL] = "DELETE FROM run_status WHERE run_id = ?1",
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[ST__MAX];
+	bool in_batch; /* between BEGIN IMMEDIATE and COMMIT/ROLLBACK */
+};
+
+/* What an iterator hands its per-row function. */
+struct iter_ctx {
+	union {
+		store_inbox_cb inbox;
+		store_secret_cb secret;
+		store_run_cb run;
+	} cb;
+	void *arg;
+};
+
+typedef int (*row_fn)(sqlite3_stmt *s, const struct iter_ctx *c);
+
+static int store_errno(int rc);
+static void stmt_reset(sqlite3_stmt *s);
+static void bind_text(sqlite3_stmt *s, int i, const char *v, int *rc);
+static void bind_int(sqlite3_stmt *s, int i, int64_t v, int *rc);
+static void bind_opt_int(sqlite3_stmt *s, int i, int64_t v, int *rc);
+static int exec_stmt(sqlite3_stmt *s, int rc);
+static int query_int(sqlite3_stmt *s, int rc, int64_t *ret);
+static int changes_or_enoent(struct store *st, int r);
+static int
+for_each_row(sqlite3_stmt *s, int rc, row_fn fn, const struct iter_ctx *c);
+static int sp_begin(struct store *st);
+static int sp_end(struct store *st, int r);
+static int tighten_mode(const char *path, bool must_exist);
+static int sync_parent_dir(const char *path);
+static int create_file(const char *path);
+static int exec_sql(sqlite3 *db, const char *sql);
+static int pragma(sqlite3 *db, const char *sql, char *buf, size_t size);
+static int configure(sqlite3 *db);
+static int migrate(sqlite3 *db);
+static int prepare_all(struct store *st);
+static int limit_arg(size_t limit);
+static int inbox_row(sqlite3_stmt *s, const struct iter_ctx *c);
+static int secret_row(sqlite3_stmt *s, const struct iter_ctx *c);
+static int run_row(sqlite3_stmt *s, const struct iter_ctx *c);
+static int prune_inbox(struct store *st, const struct store_retention *r,
+    int64_t now, int64_t *budget);
+static int
+pick_run(sqlite3_stmt *s, int rc, int64_t *ret_run_id, bool *ret_terminal);
+static int prune_one_run(struct store *st, int64_t run_id, int64_t *budget);
+static int prune_runs(struct store *st, const struct store_retention *r,
+    int64_t now, int64_t *budget);
+
+/* Maps a (possibly extended) SQLite result code to -errno; OK/ROW/DONE: 0. */
+static int
+store_errno(int rc)
+{
+	switch (rc) {
+	case SQLITE_CONSTRAINT_UNIQUE:
+	case SQLITE_CONSTRAINT_PRIMARYKEY:
+		return -EEXIST;
+	default:
+		break;
+	}
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EBADMSG;
+	case SQLITE_CONSTRAINT:
+		return -EINVAL; /* NOT NULL, CHECK: a caller's bad value */
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_TOOBIG:
+		return -E2BIG;
+	default:
+		return -EIO;
+	}
+}
+
+static void
+stmt_reset(sqlite3_stmt *s)
+{
+	/* reset returns the last step's error, already handled by then. */
+	(void)sqlite3_reset(s);
+	(void)sqlite3_clear_bindings(s);
+}
+
+/*
+ * Binders keep the first failure in *rc so a statement's bindings read as
+ * a list, and the step helpers below take that rc: on a binding failure
+ * they only reset the statement and return the error. Pointers are bound
+ * SQLITE_STATIC because every statement is reset before its caller
+ * returns. NULL text binds SQL NULL.
+ */
+static void
+bind_text(sqlite3_stmt *s, int i, const char *v, int *rc)
+{
+	if (*rc == SQLITE_OK)
+		*rc = v != NULL ? sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC)
+		                : sqlite3_bind_null(s, i);
+}
+
+static void
+bind_int(sqlite3_stmt *s, int i, int64_t v, int *rc)
+{
+	if (*rc == SQLITE_OK)
+		*rc = sqlite3_bind_int64(s, i, v);
+}
+
+/* 0 means "none" in the API and NULL in the database. */
+static void
+bind_opt_int(sqlite3_stmt *s, int i, int64_t v, int *rc)
+{
+	if (*rc == SQLITE_OK)
+		*rc = v != 0 ? sqlite3_bind_int64(s, i, v)
+		             : sqlite3_bind_null(s, i);
+}
+
+/* Steps a statement that returns no rows to completion, then resets it. */
+static int
+exec_stmt(sqlite3_stmt *s, int rc)
+{
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	stmt_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store_errno(rc);
+}
+
+/*
+ * Steps a one-column query: 1 and the value (0 for SQL NULL) in *ret if it
+ * returned a row, 0 if none, or -errno. Resets it.
+ */
+static int
+query_int(sqlite3_stmt *s, int rc, int64_t *ret)
+{
+	int r;
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*ret = sqlite3_column_int64(s, 0);
+		r = 1;
+	} else
+		r = rc == SQLITE_DONE ? 0 : store_errno(rc);
+	stmt_reset(s);
+	return r;
+}
+
+/* After an UPDATE or DELETE by key: -ENOENT if it matched nothing. */
+static int
+changes_or_enoent(struct store *st, int r)
+{
+	if (r < 0)
+		return r;
+	return sqlite3_changes(st->db) > 0 ? 0 : -ENOENT;
+}
+
+/* Steps s to its end, calling fn per row; resets s. Rows seen or -errno. */
+static int
+for_each_row(sqlite3_stmt *s, int rc, row_fn fn, const struct iter_ctx *c)
+{
+	int n = 0, r;
+
+	if (rc != SQLITE_OK) {
+		r = store_errno(rc);
+		goto out;
+	}
+	for (;;) {
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_DONE)
+			break;
+		if (rc != SQLITE_ROW) {
+			r = store_errno(rc);
+			goto out;
+		}
+		n++;
+		r = fn(s, c);
+		if (r < 0)
+			goto out;
+		if (r > 0)
+			break;
+	}
+	r = n;
+out:
+	stmt_reset(s);
+	return r;
+}
+
+static int
+sp_begin(struct store *st)
+{
+	return exec_stmt(st->stmt[ST_SP_BEGIN], SQLITE_OK);
+}
+
+/*
+ * Ends the savepoint opened by sp_begin: released (committed, outside a
+ * batch) if r >= 0, else rolled back. Returns r, or the release's error.
+ */
+static int
+sp_end(struct store *st, int r)
+{
+	if (r >= 0) {
+		int rr = exec_stmt(st->stmt[ST_SP_RELEASE], SQLITE_OK);
+
+		if (rr == 0)
+			return r;
+		r = rr;
+	}
+	/* Both fail harmlessly if SQLite already rolled everything back. */
+	(void)exec_stmt(st->stmt[ST_SP_ROLLBACK], SQLITE_OK);
+	(void)exec_stmt(st->stmt[ST_SP_RELEASE], SQLITE_OK);
+	if (!st->in_batch && !sqlite3_get_autocommit(st->db))
+		(void)exec_stmt(st->stmt[ST_ROLLBACK], SQLITE_OK);
+	return r;
+}
+
+/* Forces mode 0600 on path; a missing file is fine unless must_exist. */
+static int
+tighten_mode(const char *path, bool must_exist)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) == -1)
+		return errno == ENOENT && !must_exist ? 0 : -errno;
+	if (!S_ISREG(sb.st_mode))
+		return -EINVAL;
+	if ((sb.st_mode & 07777) != 0600 && chmod(path, 0600) == -1)
+		return -errno;
+	return 0;
+}
+
+/* Makes a new directory entry durable, as SQLite does for its journals. */
+static int
+sync_parent_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int fd, r = 0;
+
+	if (slash == NULL)
+		dir = strdup(".");
+	else if (slash == path)
+		dir = strdup("/");
+	else
+		dir = strndup(path, (size_t)(slash - path));
+	if (dir == NULL)
+		return -ENOMEM;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1) {
+		r = -errno;
+		goto out;
+	}
+	if (fsync(fd) == -1 && errno != EINVAL)
+		r = -errno;
+	(void)close(fd);
+out:
+	free(dir);
+	return r;
+}
+
+/*
+ * Creates path 0600 if absent, or tightens an existing file, and tightens
+ * any -wal or -shm left from earlier (SQLite creates new ones with the
+ * database's mode).
+ */
+static int
+create_file(const char *path)
+{
+	static const char *const suffixes[] = {"-wal", "-shm"};
+	char aux[PATH_MAX];
+	size_t i;
+	int fd, r;
+
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd == -1 && errno != EEXIST)
+		return -errno;
+	if (fd != -1) {
+		(void)close(fd);
+		r = sync_parent_dir(path);
+		if (r < 0)
+			return r;
+	}
+	/* Also puts back what a umask took from 0600. */
+	r = tighten_mode(path, true);
+	for (i = 0; r == 0 && i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		if (snprintf(aux, sizeof(aux), "%s%s", path, suffixes[i]) >=
+		    (int)sizeof(aux))
+			return -ENAMETOOLONG;
+		r = tighten_mode(aux, false);
+	}
+	return r;
+}
+
+/* Runs constant SQL (pragmas, migrations); never used with data. */
+static int
+exec_sql(sqlite3 *db, const char *sql)
+{
+	return store_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
+}
+
+/*
+ * Runs a constant PRAGMA and copies its first result into buf (truncated).
+ * Returns 0, -ENODATA if it returned no row, or -errno. A file that is not
+ * SQLite at all fails here already, while the statement is prepared.
+ */
+static int
+pragma(sqlite3 *db, const char *sql, char *buf, size_t size)
+{
+	sqlite3_stmt *s = NULL;
+	const unsigned char *v;
+	int rc, r = 0;
+
+	rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		v = sqlite3_column_text(s, 0);
+		(void)snprintf(buf, size, "%s", v ? (const char *)v : "");
+	} else
+		r = rc == SQLITE_DONE ? -ENODATA : store_errno(rc);
+	(void)sqlite3_finalize(s);
+	return r;
+}
+
+static int
+configure(sqlite3 *db)
+{
+	char res[64];
+	int r;
+
+	/*
+	 * quick_check is O(size) and catches what a crash or a stray write
+	 * does to pages, without integrity_check's index cross-checks.
+	 */
+	r = pragma(db, "PRAGMA quick_check(1)", res, sizeof(res));
+	if (r < 0)
+		return r == -ENODATA ? -EBADMSG : r;
+	if (strcmp(res, "ok") != 0)
+		return -EBADMSG;
+	/* The mode stays as it was where WAL is impossible (NFS, no mmap). */
+	r = pragma(db, "PRAGMA journal_mode=WAL", res, sizeof(res));
+	if (r < 0)
+		return r;
+	if (strcmp(res, "wal") != 0)
+		return -ENOTSUP;
+	/* FULL: in WAL mode every commit fsyncs the WAL, so it survives. */
+	return exec_sql(db,
+	    "PRAGMA synchronous=FULL;"
+	    "PRAGMA secure_delete=ON;"
+	    "PRAGMA cell_size_check=ON;"
+	    "PRAGMA trusted_schema=OFF;"
+	    "PRAGMA journal_size_limit=" STORE_WAL_SIZE_LIMIT ";");
+}
+
+/* Applies the missing migrations and the new user_version atomically. */
+static int
+migrate(sqlite3 *db)
+{
+	char res[32], sql[64];
+	long version;
+	int r;
+
+	r = exec_sql(db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	r = pragma(db, "PRAGMA user_version", res, sizeof(res));
+	if (r < 0)
+		goto out;
+	version = strtol(res, NULL, 10);
+	if (version < 0 || version > STORE_SCHEMA_VERSION) {
+		r = -EPROTONOSUPPORT;
+		goto out;
+	}
+	if (version < STORE_SCHEMA_VERSION) {
+		for (; version < STORE_SCHEMA_VERSION && r == 0; version++)
+			r = exec_sql(db, migrations[version]);
+		(void)snprintf(sql, sizeof(sql), "PRAGMA user_version=%d",
+		    STORE_SCHEMA_VERSION);
+		if (r == 0)
+			r = exec_sql(db, sql);
+	}
+	/* Up to date: an empty commit, which writes nothing. */
+	if (r == 0)
+		r = exec_sql(db, "COMMIT");
+out:
+	if (r < 0)
+		(void)exec_sql(db, "ROLLBACK");
+	return r;
+}
+
+static int
+prepare_all(struct store *st)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < ST__MAX; i++) {
+		rc = sqlite3_prepare_v3(st->db, stmt_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL);
+		if (rc != SQLITE_OK)
+			return store_errno(rc);
+	}
+	return 0;
+}
+
+int
+store_open(const char *path, struct store **ret)
+{
+	struct store *st;
+	int rc, r;
+
+	assert(path != NULL && ret != NULL);
+	r = create_file(path);
+	if (r < 0)
+		return r;
+	st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return -ENOMEM;
+	/* The file exists now: no SQLITE_OPEN_CREATE, so no silent new db. */
+	rc = sqlite3_open_v2(path, &st->db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		r = st->db != NULL && sqlite3_system_errno(st->db) > 0
+		    ? -sqlite3_system_errno(st->db)
+		    : store_errno(rc);
+		goto out_close;
+	}
+	(void)sqlite3_extended_result_codes(st->db, 1);
+	(void)sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	r = configure(st->db);
+	if (r == 0)
+		r = migrate(st->db);
+	if (r == 0)
+		r = prepare_all(st);
+	if (r < 0)
+		goto out_close;
+	*ret = st;
+	return 0;
+out_close:
+	store_close(st);
+	return r;
+}
+
+void
+store_close(struct store *st)
+{
+	size_t i;
+
+	if (st == NULL)
+		return;
+	store_rollback_batch(st);
+	for (i = 0; i < ST__MAX; i++)
+		(void)sqlite3_finalize(st->stmt[i]);
+	/* Every statement is finalized, so this closes (and checkpoints). */
+	(void)sqlite3_close_v2(st->db);
+	free(st);
+}
+
+int
+store_begin_batch(struct store *st)
+{
+	int r;
+
+	if (st->in_batch)
+		return -EBUSY;
+	r = exec_stmt(st->stmt[ST_BEGIN], SQLITE_OK);
+	if (r < 0)
+		return r;
+	st->in_batch = true;
+	return 0;
+}
+
+int
+store_commit_batch(struct store *st)
+{
+	int r;
+
+	if (!st->in_batch)
+		return -EINVAL;
+	st->in_batch = false;
+	/* An I/O or full-disk error may have rolled it all back already. */
+	if (sqlite3_get_autocommit(st->db))
+		return -EIO;
+	r = exec_stmt(st->stmt[ST_COMMIT], SQLITE_OK);
+	if (r < 0 && !sqlite3_get_autocommit(st->db))
+		(void)exec_stmt(st->stmt[ST_ROLLBACK], SQLITE_OK);
+	return r;
+}
+
+void
+store_rollback_batch(struct store *st)
+{
+	if (!st->in_batch)
+		return;
+	st->in_batch = false;
+	if (!sqlite3_get_autocommit(st->db))
+		(void)exec_stmt(st->stmt[ST_ROLLBACK], SQLITE_OK);
+}
+
+bool
+store_in_batch(const struct store *st)
+{
+	return st->in_batch;
+}
+
+/* LIMIT argument: 0 = none (-1 to SQLite); capped so counts fit an int. */
+static int
+limit_arg(size_t limit)
+{
+	if (limit == 0)
+		return -1;
+	return limit > INT_MAX ? INT_MAX : (int)limit;
+}
+
+int
+store_inbox_add(struct store *st, const struct store_webhook *wh,
+    int64_t *ret_seq)
+{
+	sqlite3_stmt *s = st->stmt[ST_INBOX_ADD];
+	int64_t seq = 0;
+	int rc = SQLITE_OK, r;
+
+	assert(wh != NULL && ret_seq != NULL);
+	assert(wh->body != NULL || wh->body_len == 0);
+	if (wh->webhook_id == NULL || *wh->webhook_id == '\0')
+		return -EINVAL;
+	if (wh->body_len > INT_MAX)
+		return -E2BIG;
+	/*
+	 * Look before inserting: AUTOINCREMENT would spend a sequence number
+	 * on a conflicting insert, and seqs must have gaps only where rows
+	 * were pruned.
+	 */
+	bind_text(st->stmt[ST_INBOX_SEQ], 1, wh->webhook_id, &rc);
+	r = query_int(st->stmt[ST_INBOX_SEQ], rc, &seq);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		*ret_seq = seq;
+		return STORE_DUPLICATE;
+	}
+	bind_text(s, 1, wh->webhook_id, &rc);
+	bind_int(s, 2, wh->received_at, &rc);
+	bind_text(s, 3, wh->event_type, &rc);
+	bind_opt_int(s, 4, wh->run_id, &rc);
+	bind_text(s, 5, wh->headers != NULL ? wh->headers : "{}", &rc);
+	/* A NULL blob pointer would bind NULL, not an empty body. */
+	if (rc == SQLITE_OK)
+		rc = wh->body_len > 0 ? sqlite3_bind_blob(s, 6, wh->body,
+		                            (int)wh->body_len, SQLITE_STATIC)
+		                      : sqlite3_bind_zeroblob(s, 6, 0);
+	r = exec_stmt(s, rc);
+	if (r < 0)
+		return r;
+	*ret_seq = sqlite3_last_insert_rowid(st->db);
+	return 0;
+}
+
+static int
+inbox_row(sqlite3_stmt *s, const struct iter_ctx *c)
+{
+	struct store_webhook wh;
+
+	wh.seq = sqlite3_column_int64(s, 0);
+	wh.webhook_id = (const char *)sqlite3_column_text(s, 1);
+	wh.received_at = sqlite3_column_int64(s, 2);
+	wh.event_type = (const char *)sqlite3_column_text(s, 3);
+	wh.run_id = sqlite3_column_int64(s, 4);
+	wh.headers = (const char *)sqlite3_column_text(s, 5);
+	wh.body = sqlite3_column_blob(s, 6);
+	wh.body_len = (size_t)sqlite3_column_bytes(s, 6);
+	/* NOT NULL columns read as NULL only when SQLite is out of memory. */
+	if (wh.webhook_id == NULL || wh.headers == NULL ||
+	    (wh.body == NULL && wh.body_len > 0))
+		return -ENOMEM;
+	if (wh.body == NULL)
+		wh.body = "";
+	return c->cb.inbox(&wh, c->arg);
+}
+
+int
+store_inbox_iter(struct store *st, int64_t after_seq, size_t limit,
+    store_inbox_cb cb, void *arg)
+{
+	sqlite3_stmt *s = st->stmt[ST_INBOX_ITER];
+	struct iter_ctx c = {.cb.inbox = cb, .arg = arg};
+	int rc = SQLITE_OK;
+
+	assert(cb != NULL);
+	if (sqlite3_stmt_busy(s))
+		return -EBUSY;
+	bind_int(s, 1, after_seq, &rc);
+	bind_int(s, 2, limit_arg(limit), &rc);
+	return for_each_row(s, rc, inbox_row, &c);
+}
+
+int
+store_inbox_get(struct store *st, const char *webhook_id, store_inbox_cb cb,
+    void *arg)
+{
+	sqlite3_stmt *s = st->stmt[ST_INBOX_GET];
+	struct iter_ctx c = {.cb.inbox = cb, .arg = arg};
+	int rc = SQLITE_OK, r;
+
+	assert(webhook_id != NULL && cb != NULL);
+	if (sqlite3_stmt_busy(s))
+		return -EBUSY;
+	bind_text(s, 1, webhook_id, &rc);
+	r = for_each_row(s, rc, inbox_row, &c);
+	return r == 0 ? -ENOENT : r;
+}
+
+int
+store_inbox_last_seq(struct store *st, int64_t *ret_seq)
+{
+	int64_t seq = 0;
+	int r;
+
+	/* sqlite_sequence keeps the AUTOINCREMENT high-water mark. */
+	r = query_int(st->stmt[ST_INBOX_LAST], SQLITE_OK, &seq);
+	if (r < 0)
+		return r;
+	*ret_seq = seq;
+	return 0;
+}
+
+int
+store_consumer_get(struct store *st, const char *name, int64_t *ret_acked)
+{
+	sqlite3_stmt *s = st->stmt[ST_CONSUMER_GET];
+	int64_t acked = 0;
+	int rc = SQLITE_OK, r;
+
+	assert(name != NULL && ret_acked != NULL);
+	bind_text(s, 1, name, &rc);
+	r = query_int(s, rc, &acked);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return -ENOENT;
+	*ret_acked = acked;
+	return 0;
+}
+
+int
+store_consumer_set(struct store *st, const char *name, int64_t acked_seq)
+{
+	sqlite3_stmt *s = st->stmt[ST_CONSUMER_SET];
+	int rc = SQLITE_OK;
+
+	assert(name != NULL);
+	bind_text(s, 1, name, &rc);
+	bind_int(s, 2, acked_seq, &rc);
+	return exec_stmt(s, rc);
+}
+
+int
+store_consumer_del(struct store *st, const char *name)
+{
+	sqlite3_stmt *s = st->stmt[ST_CONSUMER_DEL];
+	int rc = SQLITE_OK;
+
+	assert(name != NULL);
+	bind_text(s, 1, name, &rc);
+	return changes_or_enoent(st, exec_stmt(s, rc));
+}
+
+int
+store_secret_add(struct store *st, const char *secret, const char *endpoint_id,
+    int64_t created_at, int64_t not_after, int64_t *ret_id)
+{
+	sqlite3_stmt *s = st->stmt[ST_SECRET_ADD];
+	int rc = SQLITE_OK, r;
+
+	assert(secret != NULL);
+	if (*secret == '\0')
+		return -EINVAL;
+	bind_text(s, 1, secret, &rc);
+	bind_text(s, 2, endpoint_id, &rc);
+	bind_int(s, 3, created_at, &rc);
+	bind_opt_int(s, 4, not_after, &rc);
+	r = exec_stmt(s, rc);
+	if (r == 0 && ret_id != NULL)
+		*ret_id = sqlite3_last_insert_rowid(st->db);
+	return r;
+}
+
+static int
+secret_row(sqlite3_stmt *s, const struct iter_ctx *c)
+{
+	struct store_secret sec;
+
+	sec.id = sqlite3_column_int64(s, 0);
+	sec.secret = (const char *)sqlite3_column_text(s, 1);
+	sec.endpoint_id = (const char *)sqlite3_column_text(s, 2);
+	sec.created_at = sqlite3_column_int64(s, 3);
+	sec.not_after = sqlite3_column_int64(s, 4);
+	if (sec.secret == NULL)
+		return -ENOMEM;
+	return c->cb.secret(&sec, c->arg);
+}
+
+int
+store_secret_list(struct store *st, store_secret_cb cb, void *arg)
+{
+	sqlite3_stmt *s = st->stmt[ST_SECRET_LIST];
+	struct iter_ctx c = {.cb.secret = cb, .arg = arg};
+
+	assert(cb != NULL);
+	if (sqlite3_stmt_busy(s))
+		return -EBUSY;
+	return for_each_row(s, SQLITE_OK, secret_row, &c);
+}
+
+int
+store_secret_set_not_after(struct store *st, int64_t id, int64_t not_after)
+{
+	sqlite3_stmt *s = st->stmt[ST_SECRET_NOT_AFTER];
+	int rc = SQLITE_OK;
+
+	bind_int(s, 1, id, &rc);
+	bind_opt_int(s, 2, not_after, &rc);
+	return changes_or_enoent(st, exec_stmt(s, rc));
+}
+
+int
+store_secret_del(struct store *st, int64_t id)
+{
+	sqlite3_stmt *s = st->stmt[ST_SECRET_DEL];
+	int rc = SQLITE_OK;
+
+	bind_int(s, 1, id, &rc);
+	return changes_or_enoent(st, exec_stmt(s, rc));
+}
+
+int
+store_key_set(struct store *st, const struct sig_key *key, int64_t now)
+{
+	sqlite3_stmt *s = st->stmt[ST_KEY_SET];
+	int rc = SQLITE_OK;
+
+	assert(key != NULL);
+	if (!sig_key_isset(key))
+		return -ENOKEY;
+	bind_text(s, 1, sig_key_get(key), &rc);
+	bind_int(s, 2, now, &rc);
+	return exec_stmt(s, rc);
+}
+
+int
+store_key_get(struct store *st, struct sig_key *key)
+{
+	sqlite3_stmt *s = st->stmt[ST_KEY_GET];
+	const unsigned char *k;
+	int rc, r;
+
+	assert(key != NULL);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		/* Straight from SQLite's buffer into the guarded holder. */
+		k = sqlite3_column_text(s, 0);
+		r = k != NULL ? sig_key_set(key, (const char *)k,
+		                    (size_t)sqlite3_column_bytes(s, 0))
+		              : -ENOMEM;
+	} else
+		r = rc == SQLITE_DONE ? -ENOENT : store_errno(rc);
+	stmt_reset(s);
+	return r;
+}
+
+int
+store_key_clear(struct store *st)
+{
+	return exec_stmt(st->stmt[ST_KEY_CLEAR], SQLITE_OK);
+}
+
+int
+store_run_append(struct store *st, int64_t run_id, int64_t seq,
+    const char *event, size_t len, int64_t now)
+{
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, r;
+
+	assert(event != NULL);
+	if (len > INT_MAX)
+		return -E2BIG;
+	r = sp_begin(st);
+	if (r < 0)
+		return r;
+	s = st->stmt[ST_RUN_APPEND];
+	bind_int(s, 1, run_id, &rc);
+	bind_int(s, 2, seq, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(s, 3, event, (int)len, SQLITE_STATIC);
+	r = exec_stmt(s, rc);
+	if (r == 0) {
+		s = st->stmt[ST_RUN_TOUCH];
+		bind_int(s, 1, run_id, &rc);
+		bind_int(s, 2, now, &rc);
+		r = exec_stmt(s, rc);
+	}
+	return sp_end(st, r);
+}
+
+static int
+run_row(sqlite3_stmt *s, const struct iter_ctx *c)
+{
+	struct store_run_event ev;
+
+	ev.run_id = sqlite3_column_int64(s, 0);
+	ev.seq = sqlite3_column_int64(s, 1);
+	ev.event = (const char *)sqlite3_column_text(s, 2);
+	ev.len = (size_t)sqlite3_column_bytes(s, 2);
+	if (ev.event == NULL)
+		return -ENOMEM;
+	return c->cb.run(&ev, c->arg);
+}
+
+int
+store_run_iter(struct store *st, int64_t run_id, int64_t after_seq,
+    size_t limit, store_run_cb cb, void *arg)
+{
+	sqlite3_stmt *s = st->stmt[ST_RUN_ITER];
+	struct iter_ctx c = {.cb.run = cb, .arg = arg};
+	int rc = SQLITE_OK;
+
+	assert(cb != NULL);
+	if (sqlite3_stmt_busy(s))
+		return -EBUSY;
+	bind_int(s, 1, run_id, &rc);
+	bind_int(s, 2, after_seq, &rc);
+	bind_int(s, 3, limit_arg(limit), &rc);
+	return for_each_row(s, rc, run_row, &c);
+}
+
+int
+store_run_last_seq(struct store *st, int64_t run_id, int64_t *ret_seq)
+{
+	sqlite3_stmt *s = st->stmt[ST_RUN_LAST];
+	int64_t seq = 0;
+	int rc = SQLITE_OK, r;
+
+	bind_int(s, 1, run_id, &rc);
+	r = query_int(s, rc, &seq); /* max() of no rows is NULL, read as 0 */
+	if (r < 0)
+		return r;
+	*ret_seq = seq;
+	return 0;
+}
+
+int
+store_run_mark_terminal(struct store *st, int64_t run_id, int64_t now)
+{
+	sqlite3_stmt *s = st->stmt[ST_RUN_TERMINAL];
+	int rc = SQLITE_OK;
+
+	bind_int(s, 1, run_id, &rc);
+	bind_int(s, 2, now, &rc);
+	return exec_stmt(s, rc);
+}
+
+int
+store_run_status(struct store *st, int64_t run_id, bool *ret_terminal)
+{
+	sqlite3_stmt *s = st->stmt[ST_RUN_STATUS];
+	int64_t terminal = 0;
+	int rc = SQLITE_OK, r;
+
+	assert(ret_terminal != NULL);
+	bind_int(s, 1, run_id, &rc);
+	r = query_int(s, rc, &terminal);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return -ENOENT;
+	*ret_terminal = terminal != 0;
+	return 0;
+}
+
+/* Inbox rows past the count or the age limit, oldest first. */
+static int
+prune_inbox(struct store *st, const struct store_retention *r, int64_t now,
+    int64_t *budget)
+{
+	sqlite3_stmt *s;
+	int64_t last = 0;
+	int rc = SQLITE_OK, e;
+
+	if (r->inbox_max_count > 0 && *budget > 0) {
+		e = store_inbox_last_seq(st, &last);
+		if (e < 0)
+			return e;
+		s = st->stmt[ST_PRUNE_INBOX_SEQ];
+		bind_int(s, 1, last - r->inbox_max_count, &rc);
+		bind_int(s, 2, *budget, &rc);
+		e = exec_stmt(s, rc);
+		if (e < 0)
+			return e;
+		*budget -= sqlite3_changes(st->db);
+	}
+	if (r->inbox_max_age > 0 && *budget > 0) {
+		s = st->stmt[ST_PRUNE_INBOX_AGE];
+		bind_int(s, 1, now - r->inbox_max_age, &rc);
+		bind_int(s, 2, *budget, &rc);
+		e = exec_stmt(s, rc);
+		if (e < 0)
+			return e;
+		*budget -= sqlite3_changes(st->db);
+	}
+	return 0;
+}
+
+/* Steps a victim query: 1 and its run, 0 if none, or -errno. Resets it. */
+static int
+pick_run(sqlite3_stmt *s, int rc, int64_t *ret_run_id, bool *ret_terminal)
+{
+	int r = 0;
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*ret_run_id = sqlite3_column_int64(s, 0);
+		*ret_terminal = sqlite3_column_int(s, 1) != 0;
+		r = 1;
+	} else if (rc != SQLITE_DONE)
+		r = store_errno(rc);
+	stmt_reset(s);
+	return r;
+}
+
+/*
+ * Deletes run_id's events, oldest first, within *budget, then its status
+ * row if none are left and budget remains. Returns 1 if the run is gone,
+ * 0 if the budget ran out first, or -errno.
+ */
+static int
+prune_one_run(struct store *st, int64_t run_id, int64_t *budget)
+{
+	sqlite3_stmt *s = st->stmt[ST_PRUNE_RUN_EVENTS];
+	int64_t asked = *budget, n;
+	int rc = SQLITE_OK, e;
+
+	bind_int(s, 1, run_id, &rc);
+	bind_int(s, 2, asked, &rc);
+	e = exec_stmt(s, rc);
+	if (e < 0)
+		return e;
+	n = sqlite3_changes(st->db);
+	*budget -= n;
+	if (n == asked)
+		return 0;
+	s = st->stmt[ST_PRUNE_RUN_DEL];
+	bind_int(s, 1, run_id, &rc);
+	e = exec_stmt(s, rc);
+	if (e < 0)
+		return e;
+	*budget -= 1;
+	return 1;
+}
+
+/*
+ * Runs idle for longer than the age limit go first, then the oldest
+ * terminal runs beyond the count limit. One victim at a time, each found by
+ * an index seek, so the work stays proportional to what is deleted.
+ */
+static int
+prune_runs(struct store *st, const struct store_retention *r, int64_t now,
+    int64_t *budget)
+{
+	int64_t excess = 0, count = 0, run_id = 0;
+	bool terminal = false;
+	int rc = SQLITE_OK, e;
+
+	if (r->runs_max_count > 0) {
+		e = query_int(st->stmt[ST_PRUNE_RUN_COUNT], SQLITE_OK, &count);
+		if (e < 0)
+			return e;
+		excess = count - r->runs_max_count;
+	}
+	while (*budget > 0) {
+		e = 0;
+		if (r->runs_max_age > 0) {
+			sqlite3_stmt *s = st->stmt[ST_PRUNE_RUN_AGED];
+
+			bind_int(s, 1, now - r->runs_max_age, &rc);
+			e = pick_run(s, rc, &run_id, &terminal);
+		}
+		if (e == 0 && excess > 0)
+			e = pick_run(st->stmt[ST_PRUNE_RUN_OLDEST], SQLITE_OK,
+			    &run_id, &terminal);
+		if (e <= 0)
+			return e;
+		e = prune_one_run(st, run_id, budget);
+		if (e <= 0)
+			return e;
+		if (terminal)
+			excess--;
+	}
+	return 0;
+}
+
+int
+store_prune(struct store *st, const struct store_retention *r, int64_t now,
+    size_t max_rows)
+{
+	int64_t max, budget;
+	int e;
+
+	assert(r != NULL);
+	max = max_rows > INT_MAX ? INT_MAX : (int64_t)max_rows;
+	if (max == 0)
+		return 0;
+	budget = max;
+	e = sp_begin(st);
+	if (e < 0)
+		return e;
+	e = prune_inbox(st, r, now, &budget);
+	if (e == 0)
+		e = prune_runs(st, r, now, &budget);
+	if (e == 0)
+		e = (int)(max - budget);
+	return sp_end(st, e);
+}
