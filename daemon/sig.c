@@ -380,3 +380,44 @@ sig_sha256_hex(const void *p, size_t len, char out[SIG_SHA256_HEX_SIZE])
 	(void)crypto_hash_sha256(h, len > 0 ? p : empty, len);
 	(void)sodium_bin2hex(out, SIG_SHA256_HEX_SIZE, h, sizeof(h));
 }
+
+struct sig_sha256 {
+	crypto_hash_sha256_state st;
+};
+
+struct sig_sha256 *
+sig_sha256_new(void)
+{
+	struct sig_sha256 *h;
+
+	h = malloc(sizeof(*h));
+	if (h == NULL)
+		return NULL;
+	(void)crypto_hash_sha256_init(&h->st);
+	return h;
+}
+
+void
+sig_sha256_update(struct sig_sha256 *h, const void *p, size_t len)
+{
+	assert(h != NULL && (p != NULL || len == 0));
+	if (len > 0)
+		(void)crypto_hash_sha256_update(&h->st, p, len);
+}
+
+void
+sig_sha256_final(struct sig_sha256 *h, char out[SIG_SHA256_HEX_SIZE])
+{
+	unsigned char d[crypto_hash_sha256_BYTES];
+
+	assert(h != NULL);
+	(void)crypto_hash_sha256_final(&h->st, d);
+	(void)sodium_bin2hex(out, SIG_SHA256_HEX_SIZE, d, sizeof(d));
+	(void)crypto_hash_sha256_init(&h->st);
+}
+
+void
+sig_sha256_free(struct sig_sha256 *h)
+{
+	free(h);
+}

@@ -142,4 +142,20 @@ void sig_random_uuid(char out[SIG_UUID_SIZE]);
 /* Writes SHA-256(p[0..len)) as 64 lowercase hex digits + NUL to out. */
 void sig_sha256_hex(const void *p, size_t len, char out[SIG_SHA256_HEX_SIZE]);
 
+/*
+ * Streaming SHA-256, for content too large to hold in memory (downloaded
+ * files). sig_sha256_new returns a fresh state, or NULL only on ENOMEM;
+ * sig_sha256_update hashes len more bytes (p may be NULL if len is 0);
+ * sig_sha256_final writes the digest of everything fed as 64 lowercase
+ * hex digits + NUL to out and resets the state for a new message;
+ * sig_sha256_free frees it (NULL is a no-op). Not for secrets: the state
+ * lives in ordinary memory.
+ */
+struct sig_sha256;
+
+struct sig_sha256 *sig_sha256_new(void);
+void sig_sha256_update(struct sig_sha256 *h, const void *p, size_t len);
+void sig_sha256_final(struct sig_sha256 *h, char out[SIG_SHA256_HEX_SIZE]);
+void sig_sha256_free(struct sig_sha256 *h);
+
 #endif
