@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -21,14 +22,17 @@
 #include "b64.h"
 #include "codec.h"
 #include "dispatch.h"
+#include "inbox.h"
 #include "log.h"
 #include "loop.h"
 #include "methods.h"
 #include "request.h"
 #include "server.h"
 #include "sig.h"
+#include "store.h"
 #include "streams.h"
 #include "upstream.h"
+#include "webhook.h"
 
 #define MAX_WAIT_S (24.0 * 3600) /* longest runs.poll timeout accepted */
 
@@ -49,6 +53,7 @@ struct call {
 	enum call_phase phase;
 	struct up_req *up;
 	struct stream_sub *sub;
+	struct inbox_sub *isub;
 	struct loop_timer *timer;
 	char *poll_path;
 	uint64_t deadline; /* loop ms */
@@ -68,6 +73,9 @@ struct dispatch {
 	struct upstream *up;
 	struct server *srv;
 	struct streams *streams;
+	struct inbox *inbox;
+	struct store *store;
+	struct webhook *webhook;
 	struct sig_key *key;
 	struct dispatch_config cfg;
 	bool shutdown;
@@ -110,6 +118,15 @@ void
 dispatch_set_streams(struct dispatch *d, struct streams *s)
 {
 	d->streams = s;
+}
+
+void
+dispatch_set_webhooks(struct dispatch *d, struct store *st, struct inbox *ib,
+    struct webhook *w)
+{
+	d->store = st;
+	d->inbox = ib;
+	d->webhook = w;
 }
 
 bool
@@ -168,6 +185,8 @@ call_free(struct call *call)
 		upstream_cancel(call->d->up, call->up);
 	if (call->sub != NULL)
 		streams_unsubscribe(call->sub);
+	if (call->isub != NULL)
+		inbox_unsubscribe(call->isub);
 	if (call->timer != NULL)
 		loop_timer_del(call->d->loop, call->timer);
 	if (call->cs != NULL) {
@@ -393,6 +412,139 @@ stop_cb(struct loop *loop, void *arg)
 }
 
 static void
+inbox_end_cb(void *arg, const struct codec_error *err, long long lagged)
+{
+	struct call *call = arg;
+
+	call->isub = NULL;
+	if (err != NULL) {
+		call_error(call, err);
+	} else {
+		cJSON *o = cJSON_CreateObject(), *l;
+
+		l = cJSON_AddObjectToObject(o, "lagged");
+		cJSON_AddNumberToObject(l, "resume_after", (double)lagged);
+		call_result(call, o);
+		cJSON_Delete(o);
+	}
+}
+
+static void
+local_listen(struct call *call)
+{
+	const cJSON *ev = cJSON_GetObjectItemCaseSensitive(call->params,
+	    "events");
+	const cJSON *after = cJSON_GetObjectItemCaseSensitive(call->params,
+	    "after_seq");
+	const cJSON *run = cJSON_GetObjectItemCaseSensitive(call->params,
+	    "run_id");
+	const cJSON *cons = cJSON_GetObjectItemCaseSensitive(call->params,
+	    "consumer");
+	struct inbox_target t = {
+	    .conn = call->conn,
+	    .id = call->id,
+	    .after_seq = cJSON_IsNumber(after) ? (int64_t)after->valuedouble :
+						 -1,
+	    .consumer = cJSON_IsString(cons) ? cons->valuestring : NULL,
+	    .run_id = cJSON_IsNumber(run) ? (int64_t)run->valuedouble : 0,
+	    .done = inbox_end_cb,
+	    .arg = call,
+	};
+	const cJSON *e;
+	int r;
+
+	cJSON_ArrayForEach(e, ev)
+	{
+		if (!cJSON_IsString(e) || t.nevents == INBOX_MAX_FILTERS) {
+			call_fail(call, E_INVALID_PARAMS,
+			    "\"events\" must be at most %d strings",
+			    INBOX_MAX_FILTERS);
+			return;
+		}
+		t.events[t.nevents++] = e->valuestring;
+	}
+	if (cJSON_IsString(cons) &&
+	    (cons->valuestring[0] == '\0' || strlen(cons->valuestring) > 128)) {
+		call_fail(call, E_INVALID_PARAMS,
+		    "\"consumer\" must be 1 to 128 characters");
+		return;
+	}
+	r = inbox_subscribe(call->d->inbox, &t, &call->isub);
+	if (r < 0)
+		call_fail(call, E_INTERNAL, "cannot subscribe: %s",
+		    strerror(-r));
+	/* The call stays in flight: events until cancel or close. */
+}
+
+static void
+local_webhooks(struct call *call)
+{
+	const char *name = call->m->name;
+	cJSON *res;
+
+	if (call->d->inbox == NULL) {
+		call_fail(call, E_UNAVAILABLE,
+		    "no webhook inbox: start m8tesd with --state-dir (and "
+		    "--webhook-listen to receive)");
+		return;
+	}
+	if (strcmp(name, "webhooks.listen") == 0) {
+		local_listen(call);
+		return;
+	}
+	res = cJSON_CreateObject();
+	if (strcmp(name, "webhooks.ack") == 0) {
+		const cJSON *c = cJSON_GetObjectItemCaseSensitive(call->params,
+		    "consumer");
+		const cJSON *q = cJSON_GetObjectItemCaseSensitive(call->params,
+		    "seq");
+		int r = inbox_ack(call->d->inbox, c->valuestring,
+		    (int64_t)q->valuedouble);
+
+		if (r < 0) {
+			cJSON_Delete(res);
+			call_fail(call, E_INTERNAL, "cannot record the ack: %s",
+			    strerror(-r));
+			return;
+		}
+		cJSON_AddNumberToObject(res, "acked", q->valuedouble);
+	} else {
+		const cJSON *seq = cJSON_GetObjectItemCaseSensitive(
+		    call->params, "seq");
+		const cJSON *from = cJSON_GetObjectItemCaseSensitive(
+		    call->params, "from_seq");
+		const cJSON *to = cJSON_GetObjectItemCaseSensitive(call->params,
+		    "to_seq");
+		const cJSON *since = cJSON_GetObjectItemCaseSensitive(
+		    call->params, "since");
+		int64_t f = cJSON_IsNumber(seq) ? (int64_t)seq->valuedouble :
+		    cJSON_IsNumber(from)	    ? (int64_t)from->valuedouble :
+						      0;
+		int64_t t = cJSON_IsNumber(seq) ? f :
+		    cJSON_IsNumber(to)		? (int64_t)to->valuedouble :
+						  0;
+		int n;
+
+		if (f == 0 && !cJSON_IsNumber(since)) {
+			cJSON_Delete(res);
+			call_fail(call, E_INVALID_PARAMS,
+			    "give seq, from_seq or since");
+			return;
+		}
+		n = inbox_replay(call->d->inbox, f, t,
+		    cJSON_IsNumber(since) ? (int64_t)since->valuedouble : 0);
+		if (n < 0) {
+			cJSON_Delete(res);
+			call_fail(call, E_INTERNAL, "cannot read the inbox");
+			return;
+		}
+		cJSON_AddNumberToObject(res, "replayed", n);
+	}
+	call_result(call, res);
+	cJSON_Delete(res);
+}
+
+static void
 local_call(struct call *call)
 {
 	const char *name = call->m->name;
@@ -409,6 +561,8 @@ local_call(struct call *call)
 		local_describe(call);
 	} else if (strcmp(name, "daemon.stats") == 0) {
 		local_stats(call);
+	} else if (strncmp(name, "webhooks.", 9) == 0) {
+		local_webhooks(call);
 	} else if (strcmp(name, "daemon.shutdown") == 0) {
 		log_info("shutdown requested by pid %d",
 		    (int)server_peer(call->conn)->pid);
@@ -577,6 +731,38 @@ answer_poll(struct call *call, cJSON *run)
 	call_result(call, run);
 }
 
+/*
+ * The secret of a webhook endpoint is shown once, when it is created or
+ * rotated through the daemon: keep it so the receiver can verify.
+ */
+static void
+capture_secret(struct call *call, const cJSON *obj)
+{
+	const cJSON *sec = cJSON_GetObjectItemCaseSensitive(obj, "secret");
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "id");
+	char eid[32] = "";
+	int r;
+
+	if (call->d->store == NULL || !cJSON_IsString(sec) ||
+	    strlen(sec->valuestring) < 16 || strstr(sec->valuestring, "...") ||
+	    strchr(sec->valuestring, '*'))
+		return;
+	if (cJSON_IsNumber(id))
+		(void)snprintf(eid, sizeof(eid), "%lld",
+		    (long long)id->valuedouble);
+	r = store_secret_add(call->d->store, sec->valuestring,
+	    eid[0] ? eid : NULL, (int64_t)time(NULL), 0, NULL);
+	if (r < 0 && r != -EEXIST) {
+		log_warn("cannot store the secret of webhook endpoint %s: %s",
+		    eid, strerror(-r));
+		return;
+	}
+	if (call->d->webhook != NULL)
+		(void)webhook_add_secret(call->d->webhook, sec->valuestring,
+		    strlen(sec->valuestring), 0);
+	log_info("stored the signing secret of webhook endpoint %s", eid);
+}
+
 static void
 answer_success(struct call *call, const struct up_response *r)
 {
@@ -658,6 +844,9 @@ answer_success(struct call *call, const struct up_response *r)
 		answer_poll(call, json);
 		goto out;
 	}
+	if (strcmp(m->name, "webhooks.create") == 0 ||
+	    strcmp(m->name, "webhooks.update") == 0)
+		capture_secret(call, json);
 	call_result(call, json);
 out:
 	cJSON_Delete(json);

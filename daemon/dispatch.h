@@ -20,6 +20,9 @@ struct conn;
 struct dispatch;
 struct sig_key;
 struct streams;
+struct store;
+struct inbox;
+struct webhook;
 
 #define DISPATCH_MAX_CALLS 256 /* calls in flight per connection */
 
@@ -43,6 +46,10 @@ size_t dispatch_pending(struct conn *c, void *arg);
 void dispatch_set_server(struct dispatch *d, struct server *s);
 /* Where streaming methods go. */
 void dispatch_set_streams(struct dispatch *d, struct streams *s);
+
+/* The durable store, the webhook inbox and receiver (any may be NULL). */
+void dispatch_set_webhooks(struct dispatch *d, struct store *st,
+    struct inbox *ib, struct webhook *w);
 
 /* True once daemon.shutdown was called. */
 bool dispatch_shutdown_requested(const struct dispatch *d);

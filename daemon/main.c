@@ -19,13 +19,16 @@
 
 #include "codec.h"
 #include "dispatch.h"
+#include "inbox.h"
 #include "log.h"
 #include "loop.h"
 #include "methods.h"
 #include "server.h"
 #include "sig.h"
+#include "store.h"
 #include "streams.h"
 #include "upstream.h"
+#include "webhook.h"
 
 #define DEFAULT_BASE_URL "https://api.m8tes.ai/api/v2"
 #define KEY_FILE_MAX 4096
@@ -334,6 +337,58 @@ inherited_socket(void)
 	return fd;
 }
 
+/* The state directory: --state-dir, else the usual place for the user. */
+static const char *
+default_state_dir(char *buf, size_t len)
+{
+	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+
+	if (getuid() == 0)
+		return "/var/lib/m8tes";
+	if (xdg != NULL && *xdg == '/')
+		(void)snprintf(buf, len, "%s/m8tes", xdg);
+	else if (home != NULL && *home == '/')
+		(void)snprintf(buf, len, "%s/.local/state/m8tes", home);
+	else
+		return NULL;
+	return buf;
+}
+
+static int
+load_secret_cb(const struct store_secret *s, void *arg)
+{
+	(void)webhook_add_secret(arg, s->secret, strlen(s->secret),
+	    s->not_after);
+	return 0;
+}
+
+/* Secrets from systemd credentials and from state.db (captured ones). */
+static void
+load_webhook_secrets(struct webhook *w, struct store *st)
+{
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+
+	if (creds != NULL && *creds != '\0') {
+		char path[PATH_MAX], buf[1024];
+		ssize_t n;
+		int fd;
+
+		(void)snprintf(path, sizeof(path), "%s/m8tes-webhook-secret",
+		    creds);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd != -1) {
+			n = read(fd, buf, sizeof(buf) - 1);
+			(void)close(fd);
+			while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+				n--;
+			if (n > 0)
+				(void)webhook_add_secret(w, buf, (size_t)n, 0);
+			explicit_bzero(buf, sizeof(buf));
+		}
+	}
+	(void)store_secret_list(st, load_secret_cb, w);
+}
+
 static void
 raise_nofile(void)
 {
@@ -355,6 +410,7 @@ stop_signal_cb(struct loop *loop, int signo, void *arg)
 
 struct hooks {
 	struct streams *streams;
+	struct inbox *inbox;
 	struct server *srv;
 };
 
@@ -366,6 +422,8 @@ flush_hook(struct loop *loop, void *arg)
 
 	(void)loop;
 	streams_pump(h->streams);
+	if (h->inbox != NULL)
+		inbox_pump(h->inbox);
 	server_flush(h->srv);
 }
 
@@ -396,7 +454,12 @@ main(int argc, char **argv)
 	struct dispatch *d = NULL;
 	struct server *srv = NULL;
 	struct streams *streams = NULL;
-	struct hooks hooks;
+	struct store *store = NULL;
+	struct inbox *inbox = NULL;
+	struct webhook *webhook = NULL;
+	struct hooks hooks = {0};
+	char statebuf[PATH_MAX];
+	const char *state_dir;
 	struct sig_key *key = NULL;
 	enum log_level level = LOG_LEVEL_INFO;
 	char sockbuf[PATH_MAX];
@@ -458,6 +521,60 @@ main(int argc, char **argv)
 	    (r = streams_new(loop, up, &streams)) < 0)
 		goto out;
 	dispatch_set_streams(d, streams);
+
+	state_dir = o.state_dir != NULL ?
+	    o.state_dir :
+	    default_state_dir(statebuf, sizeof(statebuf));
+	if (state_dir != NULL) {
+		char db[PATH_MAX];
+
+		(void)snprintf(db, sizeof(db), "%s/state.db", state_dir);
+		if ((r = make_parent(db)) < 0) {
+			log_warnc(r, "cannot create %s", state_dir);
+			goto out;
+		}
+		r = store_open(db, &store);
+		if (r == -EBADMSG) {
+			log_error("%s is damaged; it holds the webhook inbox, "
+				  "so it is left alone: move it away to start "
+				  "afresh",
+			    db);
+			goto out;
+		}
+		if (r < 0) {
+			log_warnc(r, "cannot open %s", db);
+			goto out;
+		}
+		if ((r = inbox_new(loop, store, &inbox)) < 0) {
+			log_warnc(r, "webhook inbox");
+			goto out;
+		}
+		if (o.webhook_listen != NULL) {
+			struct webhook_config wcfg = {
+			    .listen = o.webhook_listen,
+			    .state_db = db,
+			    .tolerance_s = 300,
+			    .max_body = 1024 * 1024,
+			    .max_conns = 1024,
+			    .idle_timeout_s = 10,
+			};
+
+			r = webhook_new(loop, inbox, &wcfg, &webhook);
+			if (r < 0) {
+				log_warnc(r, "cannot receive webhooks on %s",
+				    o.webhook_listen);
+				goto out;
+			}
+			load_webhook_secrets(webhook, store);
+			log_info("receiving webhooks on port %u (%zu secrets)",
+			    webhook_port(webhook),
+			    webhook_secret_count(webhook));
+		}
+	} else if (o.webhook_listen != NULL) {
+		log_error("--webhook-listen needs --state-dir");
+		goto out;
+	}
+	dispatch_set_webhooks(d, store, inbox, webhook);
 	sh.arg = d;
 
 	fd = inherited_socket();
@@ -481,6 +598,7 @@ main(int argc, char **argv)
 	}
 	dispatch_set_server(d, srv);
 	hooks.streams = streams;
+	hooks.inbox = inbox;
 	hooks.srv = srv;
 	if (loop_hook_add(loop, flush_hook, &hooks) < 0 ||
 	    loop_signal_add(loop, SIGINT, stop_signal_cb, NULL) < 0 ||
@@ -497,6 +615,9 @@ main(int argc, char **argv)
 	log_info("stopped");
 out:
 	server_free(srv);
+	webhook_free(webhook);
+	inbox_free(inbox);
+	store_close(store);
 	streams_free(streams);
 	dispatch_free(d);
 	upstream_free(up);

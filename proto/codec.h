@@ -40,6 +40,8 @@ struct cJSON;
 #define E_BAD_UPSTREAM "m8tesd.bad_upstream_reply"
 #define E_TOO_LARGE "m8tesd.too_large"
 #define E_SHUTTING_DOWN "m8tesd.shutting_down"
+#define E_UNAVAILABLE "m8tesd.unavailable"
+#define E_BUSY "m8tesd.busy"
 #define E_INTERNAL "m8tesd.internal"
 #define E_NOMEM "m8tesd.out_of_memory"
 /* Mapped from the upstream's HTTP status (upstream-api §4.1). */

@@ -1,0 +1,721 @@
+/*
+ * SPDX-License-Identifier: MIT
+ *
+ * Webhook receiver. libmicrohttpd runs in external-epoll mode: its epoll fd
+ * sits in the daemon's loop and MHD_run is called when it is readable or
+ * its timeout passes. A verified delivery suspends its HTTP connection and
+ * goes to the writer thread; the writer commits whatever has queued up in
+ * one transaction (group commit) and posts the results back through an
+ * eventfd; the loop then resumes each connection with its answer and hands
+ * new deliveries to the inbox.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+#include "inbox.h"
+#include "log.h"
+#include "loop.h"
+#include "sig.h"
+#include "store.h"
+#include "webhook.h"
+
+#define WEBHOOK_MAX_BATCH 512
+#define WEBHOOK_MAX_QUEUE 8192 /* deliveries waiting for the writer */
+
+/* One delivery on its way to the database and back. */
+struct job {
+	struct MHD_Connection *conn;
+	struct req *req;
+	char *webhook_id;
+	char *event_type;
+	int64_t run_id;
+	int64_t received_at;
+	char *headers;
+	char *body;
+	size_t len;
+	int result; /* 0 stored, STORE_DUPLICATE, or -errno */
+	int64_t seq;
+	struct job *next;
+};
+
+/* Per HTTP request state (libmicrohttpd's con_cls). */
+struct req {
+	char *body;
+	size_t len, cap;
+	bool too_big;
+	bool waiting; /* suspended until the writer answers */
+	bool answered;
+	unsigned status;
+	int64_t seq;
+	bool duplicate;
+};
+
+struct webhook {
+	struct loop *loop;
+	struct inbox *inbox;
+	struct webhook_config cfg;
+	struct MHD_Daemon *mhd;
+	struct loop_io *mhd_io;
+	struct loop_timer *timer;
+	unsigned port;
+	struct sig_secret *secrets[WEBHOOK_MAX_SECRETS];
+	int64_t not_after[WEBHOOK_MAX_SECRETS];
+	size_t nsecrets;
+	char *tls_cert, *tls_key;
+
+	/* Writer thread. */
+	pthread_t writer;
+	bool writer_started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	struct job *todo, **todo_tail; /* loop -> writer */
+	size_t ntodo;
+	struct job *done, **done_tail; /* writer -> loop */
+	int efd;
+	struct loop_io *efd_io;
+	char *db_path;
+
+	struct webhook_stats stats;
+};
+
+static void run_mhd(struct webhook *w);
+
+/* ---- writer thread ------------------------------------------------------ */
+
+static void
+job_free(struct job *j)
+{
+	free(j->webhook_id);
+	free(j->event_type);
+	free(j->headers);
+	free(j->body);
+	free(j);
+}
+
+static void
+write_batch(struct store *st, struct job *batch)
+{
+	int r = store_begin_batch(st);
+
+	for (struct job *j = batch; r == 0 && j != NULL; j = j->next) {
+		struct store_webhook wh = {
+		    .webhook_id = j->webhook_id,
+		    .received_at = j->received_at,
+		    .event_type = j->event_type,
+		    .run_id = j->run_id,
+		    .headers = j->headers,
+		    .body = j->body,
+		    .body_len = j->len,
+		};
+		int64_t seq = 0;
+		int a = store_inbox_add(st, &wh, &seq);
+
+		if (a < 0) {
+			r = a;
+			break;
+		}
+		j->result = a;
+		j->seq = seq;
+	}
+	if (r == 0)
+		r = store_commit_batch(st);
+	if (r < 0) {
+		store_rollback_batch(st);
+		for (struct job *j = batch; j != NULL; j = j->next)
+			j->result = r;
+	}
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct webhook *w = arg;
+	struct store *st = NULL;
+	int r;
+
+	r = store_open(w->db_path, &st);
+	for (;;) {
+		struct job *batch, *last;
+		uint64_t one = 1;
+		size_t n = 0;
+
+		(void)pthread_mutex_lock(&w->lock);
+		while (w->todo == NULL && !w->stop)
+			(void)pthread_cond_wait(&w->cond, &w->lock);
+		if (w->todo == NULL && w->stop) {
+			(void)pthread_mutex_unlock(&w->lock);
+			break;
+		}
+		/* Take up to a batch; later ones wait for the next commit. */
+		batch = w->todo;
+		last = batch;
+		for (n = 1; n < WEBHOOK_MAX_BATCH && last->next != NULL; n++)
+			last = last->next;
+		w->todo = last->next;
+		if (w->todo == NULL)
+			w->todo_tail = &w->todo;
+		w->ntodo -= n;
+		last->next = NULL;
+		(void)pthread_mutex_unlock(&w->lock);
+
+		if (st == NULL) {
+			for (struct job *j = batch; j != NULL; j = j->next)
+				j->result = r < 0 ? r : -EIO;
+		} else {
+			write_batch(st, batch);
+		}
+		(void)pthread_mutex_lock(&w->lock);
+		*w->done_tail = batch;
+		w->done_tail = &last->next;
+		(void)pthread_mutex_unlock(&w->lock);
+		(void)!write(w->efd, &one, sizeof(one));
+	}
+	store_close(st);
+	return NULL;
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+static enum MHD_Result
+answer(struct MHD_Connection *conn, unsigned status, const char *json)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(strlen(json), (void *)(uintptr_t)json,
+	    MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return MHD_NO;
+	(void)MHD_add_response_header(resp, "Content-Type", "application/json");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		(void)MHD_add_response_header(resp, "Allow", "POST");
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result
+answer_error(struct MHD_Connection *conn, unsigned status, const char *msg)
+{
+	char buf[256];
+
+	(void)snprintf(buf, sizeof(buf), "{\"error\":\"%s\"}", msg);
+	return answer(conn, status, buf);
+}
+
+/* Finishes a request the writer has answered. */
+static enum MHD_Result
+answer_stored(struct MHD_Connection *conn, struct req *rq)
+{
+	char buf[128];
+
+	rq->answered = true;
+	if (rq->status != MHD_HTTP_OK)
+		return answer_error(conn, rq->status,
+		    "could not store the delivery");
+	(void)snprintf(buf, sizeof(buf),
+	    "{\"received\":true,\"seq\":%lld,\"duplicate\":%s}",
+	    (long long)rq->seq, rq->duplicate ? "true" : "false");
+	return answer(conn, MHD_HTTP_OK, buf);
+}
+
+static void
+done_cb(struct loop *loop, int fd, unsigned ev, void *arg)
+{
+	struct webhook *w = arg;
+	struct job *list, *j;
+	uint64_t n;
+
+	(void)loop;
+	(void)ev;
+	(void)!read(fd, &n, sizeof(n));
+	(void)pthread_mutex_lock(&w->lock);
+	list = w->done;
+	w->done = NULL;
+	w->done_tail = &w->done;
+	(void)pthread_mutex_unlock(&w->lock);
+	while ((j = list) != NULL) {
+		list = j->next;
+		j->req->waiting = false;
+		j->req->seq = j->seq;
+		if (j->result < 0) {
+			log_warn("webhook %s not stored: %s", j->webhook_id,
+			    strerror(-j->result));
+			j->req->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		} else {
+			j->req->status = MHD_HTTP_OK;
+			j->req->duplicate = j->result == STORE_DUPLICATE;
+			if (j->req->duplicate) {
+				w->stats.duplicates++;
+			} else {
+				struct store_webhook wh = {
+				    .seq = j->seq,
+				    .webhook_id = j->webhook_id,
+				    .received_at = j->received_at,
+				    .event_type = j->event_type,
+				    .run_id = j->run_id,
+				    .headers = j->headers,
+				    .body = j->body,
+				    .body_len = j->len,
+				};
+
+				w->stats.stored++;
+				inbox_committed(w->inbox, &wh);
+			}
+		}
+		MHD_resume_connection(j->conn);
+		job_free(j);
+	}
+	run_mhd(w);
+}
+
+/* ---- HTTP --------------------------------------------------------------- */
+
+static const char *
+header(struct MHD_Connection *conn, const char *name)
+{
+	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+/* Event type and run id from the body, for filters; NULL/0 if unknown. */
+static void
+peek_body(const char *body, size_t len, char **ret_type, int64_t *ret_run)
+{
+	cJSON *o = cJSON_ParseWithLength(body, len);
+	const cJSON *t, *r, *data;
+
+	*ret_type = NULL;
+	*ret_run = 0;
+	if (!cJSON_IsObject(o))
+		goto out;
+	t = cJSON_GetObjectItemCaseSensitive(o, "event");
+	if (!cJSON_IsString(t))
+		t = cJSON_GetObjectItemCaseSensitive(o, "type");
+	if (cJSON_IsString(t))
+		*ret_type = strdup(t->valuestring);
+	r = cJSON_GetObjectItemCaseSensitive(o, "run_id");
+	data = cJSON_GetObjectItemCaseSensitive(o, "data");
+	if (!cJSON_IsNumber(r) && cJSON_IsObject(data))
+		r = cJSON_GetObjectItemCaseSensitive(data, "run_id");
+	if (cJSON_IsNumber(r))
+		*ret_run = (int64_t)r->valuedouble;
+out:
+	cJSON_Delete(o);
+}
+
+static char *
+headers_json(const char *id, const char *ts, const char *ct)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *s;
+
+	cJSON_AddStringToObject(o, "webhook-id", id);
+	cJSON_AddStringToObject(o, "webhook-timestamp", ts);
+	if (ct != NULL)
+		cJSON_AddStringToObject(o, "content-type", ct);
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+static enum MHD_Result
+finish_upload(struct webhook *w, struct MHD_Connection *conn, struct req *rq)
+{
+	const char *id = header(conn, "Webhook-Id");
+	const char *ts = header(conn, "Webhook-Timestamp");
+	const char *sg = header(conn, "Webhook-Signature");
+	enum sig_result v;
+	struct job *j;
+
+	w->stats.received++;
+	v = sig_verify(id, ts, sg, rq->body, rq->len, w->secrets, w->nsecrets,
+	    w->cfg.tolerance_s, (int64_t)time(NULL));
+	if (v != SIG_OK) {
+		w->stats.rejected++;
+		log_debug("webhook rejected: %s", sig_result_str(v));
+		return answer_error(conn,
+		    v == SIG_MISSING_HEADER || v == SIG_MALFORMED ?
+			MHD_HTTP_BAD_REQUEST :
+			MHD_HTTP_UNAUTHORIZED,
+		    sig_result_str(v));
+	}
+	if (strlen(id) > 256) {
+		w->stats.rejected++;
+		return answer_error(conn, MHD_HTTP_BAD_REQUEST,
+		    "webhook id too long");
+	}
+	if (w->ntodo >= WEBHOOK_MAX_QUEUE)
+		return answer_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "busy");
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return MHD_NO;
+	j->conn = conn;
+	j->req = rq;
+	j->webhook_id = strdup(id);
+	j->received_at = (int64_t)time(NULL);
+	j->headers = headers_json(id, ts, header(conn, "Content-Type"));
+	peek_body(rq->body ? rq->body : "", rq->len, &j->event_type,
+	    &j->run_id);
+	j->body = rq->body;
+	j->len = rq->len;
+	rq->body = NULL;
+	if (j->webhook_id == NULL || j->headers == NULL) {
+		job_free(j);
+		return MHD_NO;
+	}
+	rq->waiting = true;
+	MHD_suspend_connection(conn);
+	(void)pthread_mutex_lock(&w->lock);
+	*w->todo_tail = j;
+	w->todo_tail = &j->next;
+	w->ntodo++;
+	(void)pthread_cond_signal(&w->cond);
+	(void)pthread_mutex_unlock(&w->lock);
+	return MHD_YES;
+}
+
+static enum MHD_Result
+access_cb(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct webhook *w = cls;
+	struct req *rq = *con_cls;
+
+	(void)url;
+	(void)version;
+	if (rq == NULL) {
+		const char *cl;
+
+		if (strcmp(method, "POST") != 0)
+			return answer_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+			    "only POST");
+		cl = header(conn, "Content-Length");
+		if (cl != NULL && strtoull(cl, NULL, 10) > w->cfg.max_body)
+			return answer_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+			    "body too large");
+		rq = calloc(1, sizeof(*rq));
+		if (rq == NULL)
+			return MHD_NO;
+		*con_cls = rq;
+		return MHD_YES;
+	}
+	if (rq->answered)
+		return MHD_YES;
+	if (*upload_data_size > 0) {
+		size_t n = *upload_data_size;
+
+		*upload_data_size = 0;
+		if (rq->too_big)
+			return MHD_YES;
+		if (rq->len + n > w->cfg.max_body) {
+			rq->too_big = true;
+			free(rq->body);
+			rq->body = NULL;
+			rq->answered = true;
+			return answer_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+			    "body too large");
+		}
+		if (rq->len + n > rq->cap) {
+			size_t cap = rq->cap ? rq->cap : 4096;
+			char *b;
+
+			while (cap < rq->len + n)
+				cap *= 2;
+			b = realloc(rq->body, cap);
+			if (b == NULL)
+				return MHD_NO;
+			rq->body = b;
+			rq->cap = cap;
+		}
+		memcpy(rq->body + rq->len, upload_data, n);
+		rq->len += n;
+		return MHD_YES;
+	}
+	if (rq->waiting)
+		return MHD_YES;
+	if (rq->status != 0)
+		return answer_stored(conn, rq);
+	return finish_upload(w, conn, rq);
+}
+
+static void
+completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct req *rq = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (rq == NULL)
+		return;
+	/* A job still in the writer keeps its own copy of everything. */
+	free(rq->body);
+	free(rq);
+	*con_cls = NULL;
+}
+
+static void
+mhd_timer_cb(struct loop *loop, void *arg)
+{
+	struct webhook *w = arg;
+
+	(void)loop;
+	w->timer = NULL;
+	run_mhd(w);
+}
+
+static void
+run_mhd(struct webhook *w)
+{
+	MHD_UNSIGNED_LONG_LONG to;
+
+	(void)MHD_run(w->mhd);
+	if (w->timer != NULL) {
+		loop_timer_del(w->loop, w->timer);
+		w->timer = NULL;
+	}
+	if (MHD_get_timeout(w->mhd, &to) == MHD_YES)
+		(void)loop_timer_add(w->loop, to, mhd_timer_cb, w, &w->timer);
+}
+
+static void
+mhd_io_cb(struct loop *loop, int fd, unsigned ev, void *arg)
+{
+	(void)loop;
+	(void)fd;
+	(void)ev;
+	run_mhd(arg);
+}
+
+static int
+parse_listen(const char *s, struct sockaddr_in *sa)
+{
+	const char *colon = strrchr(s, ':');
+	char host[64];
+	char *end;
+	unsigned long port;
+
+	if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || end == colon + 1 || port > 65535)
+		return -EINVAL;
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons((uint16_t)port);
+	if (host[0] == '\0' || strcmp(host, "*") == 0)
+		sa->sin_addr.s_addr = htonl(INADDR_ANY);
+	else if (strcmp(host, "localhost") == 0)
+		sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+		return -EINVAL;
+	return 0;
+}
+
+static char *
+read_pem(const char *path)
+{
+	FILE *f = fopen(path, "rbe");
+	char *buf = NULL;
+	long n;
+
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && n < 1 << 20 &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL) {
+		if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+			free(buf);
+			buf = NULL;
+		} else {
+			buf[n] = '\0';
+		}
+	}
+	(void)fclose(f);
+	return buf;
+}
+
+int
+webhook_new(struct loop *loop, struct inbox *inbox,
+    const struct webhook_config *cfg, struct webhook **ret)
+{
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+	const union MHD_DaemonInfo *info;
+	struct sockaddr_in sa;
+	struct webhook *w;
+	int r;
+
+	if (parse_listen(cfg->listen, &sa) < 0)
+		return -EINVAL;
+	w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return -ENOMEM;
+	w->loop = loop;
+	w->inbox = inbox;
+	w->cfg = *cfg;
+	w->efd = -1;
+	w->todo_tail = &w->todo;
+	w->done_tail = &w->done;
+	(void)pthread_mutex_init(&w->lock, NULL);
+	(void)pthread_cond_init(&w->cond, NULL);
+	w->db_path = strdup(cfg->state_db);
+	if (w->db_path == NULL) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (cfg->tls_cert != NULL) {
+		w->tls_cert = read_pem(cfg->tls_cert);
+		w->tls_key = read_pem(cfg->tls_key);
+		if (w->tls_cert == NULL || w->tls_key == NULL) {
+			r = -ENOENT;
+			goto fail;
+		}
+		flags |= MHD_USE_TLS;
+	}
+	w->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, w,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	    MHD_OPTION_CONNECTION_LIMIT, cfg->max_conns,
+	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
+	    w->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
+	    w->tls_cert, MHD_OPTION_HTTPS_MEM_KEY, w->tls_key, MHD_OPTION_END);
+	if (w->mhd == NULL) {
+		r = -EADDRINUSE;
+		goto fail;
+	}
+	info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	w->port = info != NULL ? info->port : 0;
+	info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	if (info == NULL) {
+		r = -ENOTSUP;
+		goto fail;
+	}
+	r = loop_io_add(loop, info->epoll_fd, LOOP_READ, mhd_io_cb, w,
+	    &w->mhd_io);
+	if (r < 0)
+		goto fail;
+	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->efd == -1) {
+		r = -errno;
+		goto fail;
+	}
+	r = loop_io_add(loop, w->efd, LOOP_READ, done_cb, w, &w->efd_io);
+	if (r < 0)
+		goto fail;
+	r = -pthread_create(&w->writer, NULL, writer_main, w);
+	if (r < 0)
+		goto fail;
+	w->writer_started = true;
+	run_mhd(w);
+	*ret = w;
+	return 0;
+fail:
+	webhook_free(w);
+	return r;
+}
+
+void
+webhook_free(struct webhook *w)
+{
+	struct job *j;
+
+	if (w == NULL)
+		return;
+	if (w->writer_started) {
+		(void)pthread_mutex_lock(&w->lock);
+		w->stop = true;
+		(void)pthread_cond_signal(&w->cond);
+		(void)pthread_mutex_unlock(&w->lock);
+		(void)pthread_join(w->writer, NULL);
+	}
+	/* Committed but unanswered: resume so the daemon can close them. */
+	while ((j = w->done) != NULL) {
+		w->done = j->next;
+		MHD_resume_connection(j->conn);
+		job_free(j);
+	}
+	if (w->timer != NULL)
+		loop_timer_del(w->loop, w->timer);
+	loop_io_del(w->loop, w->mhd_io);
+	loop_io_del(w->loop, w->efd_io);
+	if (w->mhd != NULL)
+		MHD_stop_daemon(w->mhd);
+	if (w->efd != -1)
+		(void)close(w->efd);
+	for (size_t i = 0; i < w->nsecrets; i++)
+		sig_secret_free(w->secrets[i]);
+	free(w->tls_cert);
+	if (w->tls_key != NULL) {
+		explicit_bzero(w->tls_key, strlen(w->tls_key));
+		free(w->tls_key);
+	}
+	free(w->db_path);
+	(void)pthread_mutex_destroy(&w->lock);
+	(void)pthread_cond_destroy(&w->cond);
+	free(w);
+}
+
+unsigned
+webhook_port(const struct webhook *w)
+{
+	return w->port;
+}
+
+int
+webhook_add_secret(struct webhook *w, const char *secret, size_t len,
+    int64_t not_after)
+{
+	struct sig_secret *s;
+	size_t slot = w->nsecrets;
+
+	if (slot == WEBHOOK_MAX_SECRETS) {
+		/* Replace the one that expires first (or the oldest). */
+		slot = 0;
+		for (size_t i = 1; i < w->nsecrets; i++)
+			if (w->not_after[i] != 0 &&
+			    (w->not_after[slot] == 0 ||
+				w->not_after[i] < w->not_after[slot]))
+				slot = i;
+	}
+	s = sig_secret_new(secret, len);
+	if (s == NULL)
+		return -ENOMEM;
+	sig_secret_set_not_after(s, not_after);
+	if (slot < w->nsecrets)
+		sig_secret_free(w->secrets[slot]);
+	else
+		w->nsecrets++;
+	w->secrets[slot] = s;
+	w->not_after[slot] = not_after;
+	return slot == WEBHOOK_MAX_SECRETS ? -ENOSPC : 0;
+}
+
+size_t
+webhook_secret_count(const struct webhook *w)
+{
+	return w->nsecrets;
+}
+
+void
+webhook_stats(const struct webhook *w, struct webhook_stats *ret)
+{
+	*ret = w->stats;
+}
