@@ -19,7 +19,6 @@
 #include <cjson/cJSON.h>
 
 #include "apierr.h"
-#include "b64.h"
 #include "codec.h"
 #include "dispatch.h"
 #include "inbox.h"
@@ -640,7 +639,7 @@ answer_download(struct call *call, const struct up_response *r)
 	cJSON *res = cJSON_CreateObject();
 	char *b64;
 
-	b64 = b64_encode(r->body, r->body_len);
+	b64 = sig_base64(r->body, r->body_len);
 	if (res == NULL || b64 == NULL) {
 		free(b64);
 		cJSON_Delete(res);

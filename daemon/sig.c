@@ -421,3 +421,16 @@ sig_sha256_free(struct sig_sha256 *h)
 {
 	free(h);
 }
+
+char *
+sig_base64(const void *p, size_t len)
+{
+	size_t n = sodium_base64_encoded_len(len,
+	    sodium_base64_VARIANT_ORIGINAL);
+	char *out = malloc(n);
+
+	if (out == NULL)
+		return NULL;
+	sodium_bin2base64(out, n, p, len, sodium_base64_VARIANT_ORIGINAL);
+	return out;
+}

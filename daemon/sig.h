@@ -158,4 +158,10 @@ void sig_sha256_update(struct sig_sha256 *h, const void *p, size_t len);
 void sig_sha256_final(struct sig_sha256 *h, char out[SIG_SHA256_HEX_SIZE]);
 void sig_sha256_free(struct sig_sha256 *h);
 
+/*
+ * Returns a malloc'd, NUL-terminated base64 encoding (RFC 4648, padded) of
+ * p[0..len), or NULL on ENOMEM.
+ */
+char *sig_base64(const void *p, size_t len);
+
 #endif
