@@ -1195,7 +1195,7 @@ dispatch_line(struct conn *c, const char *line, size_t len, void *arg)
 	    strpbrk(k->valuestring, "\r\n") == NULL)
 		(void)snprintf(call->idem_key, sizeof(call->idem_key), "%s",
 		    k->valuestring);
-	else
+	else if (m->flags & METHOD_IDEM)
 		sig_random_uuid(call->idem_key);
 	if (m->handler == H_LOCAL)
 		local_call(call);

@@ -253,8 +253,10 @@ load_key(const struct options *o, struct sig_key *key)
 	} else if (creds != NULL && *creds != '\0') {
 		char path[PATH_MAX];
 
-		(void)snprintf(path, sizeof(path), "%s/m8tes-api-key", creds);
-		if (access(path, F_OK) == 0) {
+		int n = snprintf(path, sizeof(path), "%s/m8tes-api-key", creds);
+
+		if (n > 0 && (size_t)n < sizeof(path) &&
+		    access(path, F_OK) == 0) {
 			r = read_key_file(path, key);
 			if (r < 0)
 				log_error("cannot read credential %s: %s", path,
@@ -373,9 +375,11 @@ load_webhook_secrets(struct webhook *w, struct store *st)
 		ssize_t n;
 		int fd;
 
-		(void)snprintf(path, sizeof(path), "%s/m8tes-webhook-secret",
+		n = snprintf(path, sizeof(path), "%s/m8tes-webhook-secret",
 		    creds);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		fd = n > 0 && (size_t)n < sizeof(path) ?
+		    open(path, O_RDONLY | O_CLOEXEC) :
+		    -1;
 		if (fd != -1) {
 			n = read(fd, buf, sizeof(buf) - 1);
 			(void)close(fd);
@@ -528,7 +532,11 @@ main(int argc, char **argv)
 	if (state_dir != NULL) {
 		char db[PATH_MAX];
 
-		(void)snprintf(db, sizeof(db), "%s/state.db", state_dir);
+		r = snprintf(db, sizeof(db), "%s/state.db", state_dir);
+		if (r < 0 || (size_t)r >= sizeof(db)) {
+			log_error("--state-dir is too long");
+			goto out;
+		}
 		if ((r = make_parent(db)) < 0) {
 			log_warnc(r, "cannot create %s", state_dir);
 			goto out;

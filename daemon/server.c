@@ -20,6 +20,8 @@
 #include "server.h"
 
 #define SERVER_READ_CHUNK 65536
+#define SERVER_INITIAL_INPUT 4096
+#define SERVER_KEEP_INPUT 65536 /* bytes of input buffer kept when idle */
 #define SERVER_ACCEPT_PAUSE_MS 200
 
 struct conn {
@@ -29,7 +31,7 @@ struct conn {
 	struct ucred peer;
 	void *data;
 	char *in;
-	size_t inlen;
+	size_t inlen, incap;
 	bool skipping; /* inside an over-long line */
 	char *out;
 	size_t outlen, outoff, outcap;
@@ -387,27 +389,48 @@ process_input(struct conn *c)
 	}
 }
 
+/* Makes room to read into; the buffer grows up to max_line + a chunk. */
+static int
+grow_input(struct conn *c)
+{
+	size_t max = c->srv->cfg.max_line + SERVER_READ_CHUNK;
+	size_t cap;
+	char *b;
+
+	if (c->in != NULL && c->inlen < c->incap)
+		return 0;
+	cap = c->incap ? c->incap * 2 : SERVER_INITIAL_INPUT;
+	if (cap > max)
+		cap = max;
+	if (cap <= c->inlen)
+		return -ENOBUFS;
+	b = realloc(c->in, cap);
+	if (b == NULL)
+		return -ENOMEM;
+	c->in = b;
+	c->incap = cap;
+	return 0;
+}
+
 static void
 conn_read(struct conn *c)
 {
 	struct server *s = c->srv;
-	size_t cap = s->cfg.max_line + SERVER_READ_CHUNK;
 
-	if (c->in == NULL) {
-		c->in = malloc(cap);
-		if (c->in == NULL) {
+	while (!c->closing && !c->paused) {
+		size_t room;
+		ssize_t n;
+
+		if (grow_input(c) < 0) {
 			server_close(c);
 			return;
 		}
-	}
-	while (!c->closing && !c->paused) {
-		ssize_t n = read(c->fd, c->in + c->inlen,
-		    (cap - c->inlen) < SERVER_READ_CHUNK ? cap - c->inlen :
-							   SERVER_READ_CHUNK);
-
+		room = c->incap - c->inlen;
+		n = read(c->fd, c->in + c->inlen, room);
 		if (n == 0) {
 			c->eof = true;
-			if (c->inlen > 0 && !c->skipping) {
+			if (c->inlen > 0 && !c->skipping &&
+			    grow_input(c) == 0) {
 				/* A last line without its newline. */
 				c->in[c->inlen++] = '\n';
 				process_input(c);
@@ -434,11 +457,15 @@ conn_read(struct conn *c)
 		process_input(c);
 		if (!c->closing)
 			update_events(c);
+		/* A short read drained the socket: no need to ask again. */
+		if ((size_t)n < room)
+			break;
 	}
-	/* An idle connection holds no input buffer. */
-	if (!c->closing && c->inlen == 0) {
+	/* An idle connection keeps at most a small input buffer. */
+	if (!c->closing && c->inlen == 0 && c->incap > SERVER_KEEP_INPUT) {
 		free(c->in);
 		c->in = NULL;
+		c->incap = 0;
 	}
 }
 
