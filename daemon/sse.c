@@ -1,0 +1,1093 @@
+/*
+ * SPDX-License-Identifier: MIT
+ *
+ * The SSE parser: a byte-at-a-time line machine that keeps only the data
+ * lines of the current frame, a strict JSON check in front of cJSON, and the
+ * translation of Claude-native frames to the AI-SDK vocabulary. Behaviour
+ * follows the Python SDK's parser (upstream-api.md §6.2), except where that
+ * parser would crash or split lines on characters other than \n and \r; such
+ * frames degrade to "skipped" or pass through. Nothing here does I/O, logs
+ * or keeps global state.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "sse.h"
+
+/* Where the current line is (struct sse_parser.state). */
+enum {
+	SSE_ST_PREFIX, /* matching "data:" at the start of a line */
+	SSE_ST_SPACE,  /* after "data:", skipping spaces */
+	SSE_ST_DATA,   /* in a data line's value */
+	SSE_ST_IGNORE, /* in any other line, up to its end */
+};
+
+#define SSE_BUF_MIN 256
+/* A frame buffer grown past this is freed after its frame. */
+#define SSE_BUF_KEEP (64 * 1024)
+/* Some cJSON 1.7 releases read at most 63 characters of a number. */
+#define SSE_MAX_NUMBER 63
+
+_Static_assert(SSE_MAX_DEPTH <= CJSON_NESTING_LIMIT,
+    "SSE_MAX_DEPTH must not exceed what cJSON parses");
+
+static const char sse_data_prefix[] = "data:";
+
+static const char *const sse_failure_types[] = {
+    "sdk_error",
+    "AGENT_RUNNER_DIED",
+    "RUNNER_LIFECYCLE_ERROR",
+    "SANDBOX_BOOT_TIMEOUT",
+    "SANDBOX_QUOTA_EXHAUSTED",
+    "SANDBOX_UNAVAILABLE",
+    "SNAPSHOT_VERSION_MISMATCH",
+};
+
+static int frame_append(struct sse_parser *p, const char *s, size_t n);
+static int frame_end(struct sse_parser *p, sse_event_cb cb, void *arg);
+static int frame_parse(struct sse_parser *p, sse_event_cb cb, void *arg);
+static int line_end(struct sse_parser *p, sse_event_cb cb, void *arg);
+static int utf8_fix(const char *s, size_t n, char **ret, size_t *ret_len);
+static size_t utf8_seq(const uint8_t *s, size_t n, size_t *ret_bad);
+static void trim(const char **s, size_t *n);
+static bool json_object_valid(const char *s, size_t n, bool *ret_long);
+static int normalise(cJSON *ev, unsigned *ret_flags);
+
+void
+sse_init(struct sse_parser *p, size_t max_frame_bytes)
+{
+	assert(max_frame_bytes > 0 && max_frame_bytes <= SIZE_MAX / 4);
+	*p = (struct sse_parser){
+	    .max_frame = max_frame_bytes,
+	    .state = SSE_ST_PREFIX,
+	};
+}
+
+void
+sse_done(struct sse_parser *p)
+{
+	if (p == NULL)
+		return;
+	assert(!p->busy);
+	free(p->buf);
+	p->buf = NULL;
+	p->len = 0;
+	p->cap = 0;
+}
+
+int
+sse_feed(struct sse_parser *p, const uint8_t *buf, size_t len, sse_event_cb cb,
+    void *arg)
+{
+	size_t i = 0, j;
+	int r = 0;
+
+	assert(!p->busy);
+	assert(buf != NULL || len == 0);
+	if (p->error < 0)
+		return p->error;
+	while (i < len) {
+		uint8_t c = buf[i];
+
+		if (p->cr) {
+			p->cr = false;
+			if (c == '\n') {
+				i++;
+				continue;
+			}
+		}
+		if (c == '\n' || c == '\r') {
+			p->cr = c == '\r';
+			i++;
+			r = line_end(p, cb, arg);
+			if (r < 0)
+				goto fail;
+			continue;
+		}
+		switch (p->state) {
+		case SSE_ST_PREFIX:
+			i++;
+			if (c != (uint8_t)sse_data_prefix[p->prefix]) {
+				p->state = SSE_ST_IGNORE;
+				break;
+			}
+			if (++p->prefix < sizeof(sse_data_prefix) - 1)
+				break;
+			/* A data line: joined to the previous one with \n. */
+			if (p->have_data) {
+				r = frame_append(p, "\n", 1);
+				if (r < 0)
+					goto fail;
+			}
+			p->have_data = true;
+			p->state = SSE_ST_SPACE;
+			break;
+		case SSE_ST_SPACE:
+			/* The value starts at the first byte not a space. */
+			if (c == ' ')
+				i++;
+			else
+				p->state = SSE_ST_DATA;
+			break;
+		case SSE_ST_DATA:
+		case SSE_ST_IGNORE:
+			for (j = i; j < len && buf[j] != '\n' && buf[j] != '\r';
+			     j++)
+				continue;
+			if (p->state == SSE_ST_DATA) {
+				r = frame_append(p, (const char *)buf + i,
+				    j - i);
+				if (r < 0)
+					goto fail;
+			}
+			i = j;
+			break;
+		default:
+			assert(!"bad sse state");
+		}
+	}
+	return 0;
+
+fail:
+	p->error = r;
+	return r;
+}
+
+int
+sse_finish(struct sse_parser *p, sse_event_cb cb, void *arg)
+{
+	int r;
+
+	assert(!p->busy);
+	if (p->error < 0)
+		return p->error;
+	/* A last line without its line end is still a line, never blank. */
+	p->state = SSE_ST_PREFIX;
+	p->prefix = 0;
+	p->cr = false;
+	r = frame_end(p, cb, arg);
+	if (r < 0)
+		p->error = r;
+	return r;
+}
+
+bool
+sse_type_is_terminal_failure(const char *type)
+{
+	size_t i;
+
+	if (type == NULL)
+		return false;
+	for (i = 0; i < sizeof(sse_failure_types) / sizeof(*sse_failure_types);
+	     i++)
+		if (strcmp(type, sse_failure_types[i]) == 0)
+			return true;
+	return false;
+}
+
+bool
+sse_type_is_terminal(const char *type)
+{
+	if (type == NULL)
+		return false;
+	return strcmp(type, "done") == 0 || strcmp(type, "cancelled") == 0 ||
+	    sse_type_is_terminal_failure(type);
+}
+
+/* Ends the current line; a blank one ends the frame. */
+static int
+line_end(struct sse_parser *p, sse_event_cb cb, void *arg)
+{
+	bool blank = p->state == SSE_ST_PREFIX && p->prefix == 0;
+
+	p->state = SSE_ST_PREFIX;
+	p->prefix = 0;
+	if (!blank)
+		return 0;
+	return frame_end(p, cb, arg);
+}
+
+/* Appends to the frame's data, or starts discarding it past the cap. */
+static int
+frame_append(struct sse_parser *p, const char *s, size_t n)
+{
+	size_t ncap;
+	char *nbuf;
+
+	if (p->oversize || n == 0)
+		return 0;
+	if (n > p->max_frame - p->len) {
+		p->oversize = true;
+		p->stats.dropped_oversize++;
+		p->len = 0;
+		return 0;
+	}
+	if (p->len + n + 1 > p->cap) {
+		ncap = p->cap > 0 ? p->cap : SSE_BUF_MIN;
+		while (ncap < p->len + n + 1 && ncap <= p->max_frame)
+			ncap *= 2;
+		if (ncap > p->max_frame + 1)
+			ncap = p->max_frame + 1;
+		nbuf = realloc(p->buf, ncap);
+		if (nbuf == NULL)
+			return -ENOMEM;
+		p->buf = nbuf;
+		p->cap = ncap;
+	}
+	memcpy(p->buf + p->len, s, n);
+	p->len += n;
+	return 0;
+}
+
+static int
+frame_end(struct sse_parser *p, sse_event_cb cb, void *arg)
+{
+	int r = 0;
+
+	if (p->have_data && !p->oversize)
+		r = frame_parse(p, cb, arg);
+	p->len = 0;
+	p->have_data = false;
+	p->oversize = false;
+	if (p->cap > SSE_BUF_KEEP) {
+		free(p->buf);
+		p->buf = NULL;
+		p->cap = 0;
+	}
+	return r;
+}
+
+static int
+add_const(cJSON *obj, const char *key, cJSON *item)
+{
+	if (item == NULL)
+		return -ENOMEM;
+	if (!cJSON_AddItemToObjectCS(obj, key, item)) {
+		cJSON_Delete(item);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Turns the frame's data into at most one event for cb. */
+static int
+frame_parse(struct sse_parser *p, sse_event_cb cb, void *arg)
+{
+	struct sse_event ev = {0};
+	const char *s = p->buf;
+	char *fixed = NULL;
+	size_t n = p->len;
+	cJSON *json = NULL;
+	unsigned flags = 0;
+	bool long_number;
+	int r;
+
+	r = utf8_fix(s, n, &fixed, &n);
+	if (r < 0)
+		return r;
+	if (fixed != NULL)
+		s = fixed;
+	trim(&s, &n);
+	if (n == 0)
+		goto out;
+	p->stats.frames++;
+	if (n == 6 && memcmp(s, "[DONE]", 6) == 0) {
+		json = cJSON_CreateObject();
+		if (json == NULL) {
+			r = -ENOMEM;
+			goto out;
+		}
+		r = add_const(json, "type",
+		    cJSON_CreateStringReference("done"));
+		if (r < 0)
+			goto out;
+		flags = SSE_EVENT_DONE_BRACKET;
+	} else {
+		if (!json_object_valid(s, n, &long_number)) {
+			p->stats.skipped_invalid++;
+			goto out;
+		}
+		/*
+		 * The check accepts only what cJSON parses, except long
+		 * numbers in the cJSON releases that cannot read them: NULL
+		 * is OOM, or that.
+		 */
+		json = cJSON_ParseWithLengthOpts(s, n, NULL, false);
+		if (json == NULL && long_number) {
+			p->stats.skipped_invalid++;
+			goto out;
+		}
+		if (json == NULL) {
+			r = -ENOMEM;
+			goto out;
+		}
+		r = normalise(json, &flags);
+		if (r < 0)
+			goto out;
+		if (r == 0) {
+			p->stats.dropped_system++;
+			goto out;
+		}
+	}
+	ev.json = json;
+	ev.type = cJSON_GetObjectItemCaseSensitive(json, "type")->valuestring;
+	ev.flags = flags;
+	p->stats.events++;
+	p->busy = true;
+	r = cb(&ev, arg);
+	p->busy = false;
+	json = ev.json;
+
+out:
+	cJSON_Delete(json);
+	free(fixed);
+	return r < 0 ? r : 0;
+}
+
+/*
+ * UTF-8: the stream is UTF-8; each maximal invalid subpart becomes U+FFFD,
+ * as Python's decode(errors="replace") does, so every event holds valid
+ * UTF-8.
+ */
+
+/*
+ * Returns the length of the valid sequence at s, or 0 with *ret_bad set to
+ * the length of the maximal invalid subpart there (>= 1).
+ */
+static size_t
+utf8_seq(const uint8_t *s, size_t n, size_t *ret_bad)
+{
+	uint8_t c = s[0], lo = 0x80, hi = 0xbf;
+	size_t need, i;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		need = 1;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		need = 2;
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		need = 3;
+		if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+	} else {
+		*ret_bad = 1;
+		return 0;
+	}
+	for (i = 1; i <= need; i++) {
+		if (i >= n || s[i] < lo || s[i] > hi) {
+			*ret_bad = i;
+			return 0;
+		}
+		lo = 0x80;
+		hi = 0xbf;
+	}
+	return need + 1;
+}
+
+/*
+ * Returns 0 with *ret NULL when s[0..n) is valid UTF-8, else 0 with *ret a
+ * new NUL-terminated copy with the replacements and *ret_len its length;
+ * -ENOMEM.
+ */
+static int
+utf8_fix(const char *s, size_t n, char **ret, size_t *ret_len)
+{
+	static const char fffd[] = "\xef\xbf\xbd";
+	const uint8_t *u = (const uint8_t *)s;
+	size_t i, k, bad, out = 0;
+	bool valid = true;
+	char *copy;
+
+	*ret = NULL;
+	for (i = 0; i < n; i += k) {
+		k = utf8_seq(u + i, n - i, &bad);
+		if (k == 0) {
+			valid = false;
+			k = bad;
+			out += 3;
+		} else {
+			out += k;
+		}
+	}
+	if (valid)
+		return 0;
+	copy = malloc(out + 1);
+	if (copy == NULL)
+		return -ENOMEM;
+	out = 0;
+	for (i = 0; i < n; i += k) {
+		k = utf8_seq(u + i, n - i, &bad);
+		if (k == 0) {
+			memcpy(copy + out, fffd, 3);
+			out += 3;
+			k = bad;
+		} else {
+			memcpy(copy + out, s + i, k);
+			out += k;
+		}
+	}
+	copy[out] = '\0';
+	*ret = copy;
+	*ret_len = out;
+	return 0;
+}
+
+/*
+ * Whitespace as Python's str.strip() sees it (str.isspace), in UTF-8:
+ * \t-\r, \x1c-\x1f, space, U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028,
+ * U+2029, U+202F, U+205F, U+3000. Returns the length of the one that starts
+ * (at_end false) or ends (at_end true) s[0..n), or 0.
+ */
+static size_t
+ws_len(const uint8_t *s, size_t n, bool at_end)
+{
+	const uint8_t *q;
+	uint8_t c;
+
+	if (n == 0)
+		return 0;
+	c = at_end ? s[n - 1] : s[0];
+	if ((c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20))
+		return 1;
+	if (n >= 2) {
+		q = at_end ? s + n - 2 : s;
+		if (q[0] == 0xc2 && (q[1] == 0x85 || q[1] == 0xa0))
+			return 2;
+	}
+	if (n >= 3) {
+		q = at_end ? s + n - 3 : s;
+		if ((q[0] == 0xe1 && q[1] == 0x9a && q[2] == 0x80) ||
+		    (q[0] == 0xe2 && q[1] == 0x80 &&
+		        (q[2] <= 0x8a || q[2] == 0xa8 || q[2] == 0xa9 ||
+		            q[2] == 0xaf)) ||
+		    (q[0] == 0xe2 && q[1] == 0x81 && q[2] == 0x9f) ||
+		    (q[0] == 0xe3 && q[1] == 0x80 && q[2] == 0x80))
+			return 3;
+	}
+	return 0;
+}
+
+static void
+trim(const char **s, size_t *n)
+{
+	const uint8_t *u = (const uint8_t *)*s;
+	size_t k;
+
+	while ((k = ws_len(u, *n, false)) > 0) {
+		u += k;
+		*n -= k;
+	}
+	while ((k = ws_len(u, *n, true)) > 0)
+		*n -= k;
+	*s = (const char *)u;
+}
+
+/*
+ * A strict JSON check (RFC 8259, as Python's json.loads: no BOM, no control
+ * characters in strings, nothing after the value) that also refuses what
+ * cJSON 1.7 cannot parse: nesting past SSE_MAX_DEPTH and unpaired UTF-16
+ * surrogate escapes (which Python accepts). The value must be an object.
+ * Whatever passes is parsed by cJSON unless memory runs out, or unless
+ * *ret_long says it has a number longer than SSE_MAX_NUMBER characters.
+ * Iterative; no recursion.
+ */
+
+static bool
+json_hex4(const char *s, size_t n, size_t i, unsigned *ret)
+{
+	unsigned v = 0;
+	size_t k;
+	char c;
+
+	if (n - i < 4)
+		return false;
+	for (k = 0; k < 4; k++) {
+		c = s[i + k];
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v |= (unsigned)(c - 'A' + 10);
+		else
+			return false;
+	}
+	*ret = v;
+	return true;
+}
+
+/* s[*i] is the opening quote; on success *i is past the closing one. */
+static bool
+json_string(const char *s, size_t n, size_t *i)
+{
+	size_t k = *i + 1;
+	unsigned u, lo;
+	uint8_t c;
+
+	for (;;) {
+		if (k >= n)
+			return false;
+		c = (uint8_t)s[k];
+		if (c == '"')
+			break;
+		if (c < 0x20)
+			return false;
+		if (c != '\\') {
+			k++;
+			continue;
+		}
+		if (++k >= n)
+			return false;
+		switch (s[k]) {
+		case '"':
+		case '\\':
+		case '/':
+		case 'b':
+		case 'f':
+		case 'n':
+		case 'r':
+		case 't':
+			k++;
+			break;
+		case 'u':
+			if (!json_hex4(s, n, k + 1, &u))
+				return false;
+			k += 5;
+			if (u >= 0xdc00 && u <= 0xdfff)
+				return false;
+			if (u >= 0xd800 && u <= 0xdbff) {
+				if (n - k < 6 || s[k] != '\\' ||
+				    s[k + 1] != 'u' ||
+				    !json_hex4(s, n, k + 2, &lo) ||
+				    lo < 0xdc00 || lo > 0xdfff)
+					return false;
+				k += 6;
+			}
+			break;
+		default:
+			return false;
+		}
+	}
+	*i = k + 1;
+	return true;
+}
+
+static bool
+is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool
+json_number(const char *s, size_t n, size_t *i, bool *ret_long)
+{
+	size_t k = *i;
+
+	if (k < n && s[k] == '-')
+		k++;
+	if (k >= n || !is_digit(s[k]))
+		return false;
+	if (s[k] == '0')
+		k++;
+	else
+		while (k < n && is_digit(s[k]))
+			k++;
+	if (k < n && s[k] == '.') {
+		if (++k >= n || !is_digit(s[k]))
+			return false;
+		while (k < n && is_digit(s[k]))
+			k++;
+	}
+	if (k < n && (s[k] == 'e' || s[k] == 'E')) {
+		k++;
+		if (k < n && (s[k] == '+' || s[k] == '-'))
+			k++;
+		if (k >= n || !is_digit(s[k]))
+			return false;
+		while (k < n && is_digit(s[k]))
+			k++;
+	}
+	if (k - *i > SSE_MAX_NUMBER)
+		*ret_long = true;
+	*i = k;
+	return true;
+}
+
+static bool
+json_word(const char *s, size_t n, size_t *i, const char *w)
+{
+	size_t len = strlen(w);
+
+	if (n - *i < len || memcmp(s + *i, w, len) != 0)
+		return false;
+	*i += len;
+	return true;
+}
+
+static size_t
+json_ws(const char *s, size_t n, size_t i)
+{
+	while (i < n &&
+	    (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	return i;
+}
+
+enum {
+	JS_VALUE,       /* a value is next */
+	JS_AFTER_VALUE, /* a value ended */
+	JS_FIRST_KEY,   /* after '{': a key or '}' */
+	JS_KEY,         /* after ',' in an object: a key */
+	JS_FIRST_VALUE, /* after '[': a value or ']' */
+};
+
+static bool
+json_object_valid(const char *s, size_t n, bool *ret_long)
+{
+	bool is_obj[SSE_MAX_DEPTH]; /* per open container: object or array */
+	size_t depth = 0, i = 0;
+	int st = JS_VALUE;
+	bool ok;
+	char c;
+
+	*ret_long = false;
+	if (n == 0 || s[0] != '{')
+		return false;
+	for (;;) {
+		i = json_ws(s, n, i);
+		if (st == JS_AFTER_VALUE) {
+			if (depth == 0)
+				return i == n;
+			if (i >= n)
+				return false;
+			c = s[i++];
+			if (c == ',') {
+				st = is_obj[depth - 1] ? JS_KEY : JS_VALUE;
+				continue;
+			}
+			if (c != (is_obj[depth - 1] ? '}' : ']'))
+				return false;
+			depth--;
+			continue;
+		}
+		if (i >= n)
+			return false;
+		c = s[i];
+		if ((st == JS_FIRST_KEY && c == '}') ||
+		    (st == JS_FIRST_VALUE && c == ']')) {
+			i++;
+			depth--;
+			st = JS_AFTER_VALUE;
+			continue;
+		}
+		if (st == JS_FIRST_KEY || st == JS_KEY) {
+			if (c != '"' || !json_string(s, n, &i))
+				return false;
+			i = json_ws(s, n, i);
+			if (i >= n || s[i] != ':')
+				return false;
+			i++;
+			st = JS_VALUE;
+			continue;
+		}
+		switch (c) {
+		case '{':
+		case '[':
+			if (depth == SSE_MAX_DEPTH)
+				return false;
+			is_obj[depth++] = c == '{';
+			i++;
+			st = c == '{' ? JS_FIRST_KEY : JS_FIRST_VALUE;
+			continue;
+		case '"':
+			ok = json_string(s, n, &i);
+			break;
+		case 't':
+			ok = json_word(s, n, &i, "true");
+			break;
+		case 'f':
+			ok = json_word(s, n, &i, "false");
+			break;
+		case 'n':
+			ok = json_word(s, n, &i, "null");
+			break;
+		default:
+			ok = json_number(s, n, &i, ret_long);
+			break;
+		}
+		if (!ok)
+			return false;
+		st = JS_AFTER_VALUE;
+	}
+}
+
+/*
+ * Normalisation. Members are read as Python reads a dict built from the
+ * JSON, the last of duplicate keys winning; the members the event
+ * guarantees ("type" and the delta fields) are left unique, so a consumer
+ * reading the first match sees the same value.
+ */
+
+/* The last member named key, or NULL; NULL when obj is not an object. */
+static cJSON *
+get_last(const cJSON *obj, const char *key)
+{
+	cJSON *c, *found = NULL;
+
+	if (!cJSON_IsObject(obj))
+		return NULL;
+	for (c = obj->child; c != NULL; c = c->next)
+		if (c->string != NULL && strcmp(c->string, key) == 0)
+			found = c;
+	return found;
+}
+
+/* Python truthiness; NULL (absent) is false. */
+static bool
+truthy(const cJSON *v)
+{
+	if (v == NULL || cJSON_IsNull(v) || cJSON_IsFalse(v))
+		return false;
+	if (cJSON_IsString(v))
+		return v->valuestring[0] != '\0';
+	if (cJSON_IsNumber(v))
+		return v->valuedouble < 0 || v->valuedouble > 0;
+	if (cJSON_IsArray(v) || cJSON_IsObject(v))
+		return v->child != NULL;
+	return true;
+}
+
+static bool
+str_is(const cJSON *v, const char *s)
+{
+	return cJSON_IsString(v) && strcmp(v->valuestring, s) == 0;
+}
+
+/* Deletes every member named key except keep. */
+static void
+delete_all_but(cJSON *obj, const char *key, const cJSON *keep)
+{
+	cJSON *c, *next;
+
+	for (c = obj->child; c != NULL; c = next) {
+		next = c->next;
+		if (c != keep && c->string != NULL &&
+		    strcmp(c->string, key) == 0)
+			cJSON_Delete(cJSON_DetachItemViaPointer(obj, c));
+	}
+}
+
+/*
+ * Sets obj[key] to item, replacing every member of that name; key must be
+ * a string constant. Consumes item, also on failure; NULL item is -ENOMEM.
+ */
+static int
+put(cJSON *obj, const char *key, cJSON *item)
+{
+	if (item == NULL)
+		return -ENOMEM;
+	delete_all_but(obj, key, NULL);
+	return add_const(obj, key, item);
+}
+
+/* Sets obj[key] to a copy of v, or to null when v is NULL. */
+static int
+put_copy(cJSON *obj, const char *key, const cJSON *v)
+{
+	return put(obj, key,
+	    v != NULL ? cJSON_Duplicate(v, true) : cJSON_CreateNull());
+}
+
+/* Sets obj[key] to v when v is a string, else to "". */
+static int
+put_str(cJSON *obj, const char *key, const cJSON *v)
+{
+	return put(obj, key,
+	    cJSON_CreateString(cJSON_IsString(v) ? v->valuestring : ""));
+}
+
+/* Makes "type" one string member, first in the object, equal to type. */
+static int
+put_type(cJSON *ev, const char *type)
+{
+	cJSON *t = get_last(ev, "type"), *item;
+
+	if (cJSON_IsString(t)) {
+		delete_all_but(ev, "type", t);
+		if (strcmp(t->valuestring, type) == 0)
+			return 0;
+		return cJSON_SetValuestring(t, type) != NULL ? 0 : -ENOMEM;
+	}
+	delete_all_but(ev, "type", NULL);
+	item = cJSON_CreateStringReference(type);
+	if (add_const(ev, "type", item) < 0)
+		return -ENOMEM;
+	(void)cJSON_DetachItemViaPointer(ev, item);
+	(void)cJSON_InsertItemInArray(ev, 0, item);
+	return 0;
+}
+
+/* Gives a translated frame its AI-SDK type and "native". */
+static int
+retype(cJSON *ev, const char *native, const char *type, unsigned *ret_flags)
+{
+	int r;
+
+	r = put(ev, "native", cJSON_CreateStringReference(native));
+	if (r < 0)
+		return r;
+	*ret_flags |= SSE_EVENT_TRANSLATED;
+	return put_type(ev, type);
+}
+
+/*
+ * Makes "delta" the first non-empty string among the members named in keys
+ * (NULL-terminated), or "". Untouched when it already is, and unique.
+ */
+static int
+norm_delta(cJSON *ev, const char *const *keys)
+{
+	const cJSON *v = NULL, *d = get_last(ev, "delta");
+	size_t i;
+
+	for (i = 0; keys[i] != NULL; i++) {
+		v = get_last(ev, keys[i]);
+		if (cJSON_IsString(v) && v->valuestring[0] != '\0')
+			break;
+		v = NULL;
+	}
+	if (v == NULL && cJSON_IsString(d) && d->valuestring[0] == '\0')
+		v = d;
+	if (v == d && d != NULL) {
+		delete_all_but(ev, "delta", d);
+		return 0;
+	}
+	return put_str(ev, "delta", v);
+}
+
+static int
+norm_todo(cJSON *ev)
+{
+	const cJSON *id = get_last(ev, "toolCallId");
+	cJSON *todos = get_last(ev, "todos"), *c, *next;
+	int r;
+
+	if (!truthy(id))
+		id = get_last(ev, "tool_call_id");
+	r = put_copy(ev, "toolCallId", id);
+	if (r < 0)
+		return r;
+	if (!cJSON_IsArray(todos))
+		return put(ev, "todos", cJSON_CreateArray());
+	for (c = todos->child; c != NULL; c = next) {
+		next = c->next;
+		if (!cJSON_IsObject(c))
+			cJSON_Delete(cJSON_DetachItemViaPointer(todos, c));
+	}
+	return put(ev, "todos", cJSON_DetachItemViaPointer(ev, todos));
+}
+
+/* content_block_delta: text/thinking/plan deltas and tool input. */
+static int
+xlat_block_delta(cJSON *ev, unsigned *ret_flags)
+{
+	const cJSON *d = get_last(ev, "delta");
+	const cJSON *dt = get_last(d, "type");
+	const char *type;
+	int r;
+
+	if (str_is(dt, "input_json_delta")) {
+		r = put_copy(ev, "toolCallId", get_last(ev, "id"));
+		if (r < 0)
+			return r;
+		r = put_str(ev, "delta", get_last(d, "partial_json"));
+		type = "tool-call-delta";
+	} else {
+		if (str_is(dt, "text_delta"))
+			type = "text-delta";
+		else if (str_is(dt, "thinking_delta"))
+			type = "thinking-delta";
+		else if (str_is(dt, "plan_delta"))
+			type = "plan-delta";
+		else
+			return put_type(ev, "content_block_delta");
+		r = put_str(ev, "delta", get_last(d, "text"));
+	}
+	if (r < 0)
+		return r;
+	return retype(ev, "content_block_delta", type, ret_flags);
+}
+
+/* content_block_start: text/thinking/plan/tool_use starts. */
+static int
+xlat_block_start(cJSON *ev, unsigned *ret_flags)
+{
+	const cJSON *b = get_last(ev, "content_block");
+	const cJSON *bt = get_last(b, "type"), *id, *name;
+	const char *type;
+	int r;
+
+	if (!truthy(bt))
+		bt = get_last(ev, "block_type");
+	id = get_last(ev, "id");
+	if (!truthy(id))
+		id = get_last(b, "id");
+	if (str_is(bt, "tool_use")) {
+		name = get_last(b, "name");
+		if (!truthy(name))
+			name = get_last(ev, "name");
+		r = put_copy(ev, "toolCallId", id);
+		if (r == 0)
+			r = put_copy(ev, "toolName", name);
+		type = "tool-call-start";
+	} else {
+		if (str_is(bt, "text"))
+			type = "text-start";
+		else if (str_is(bt, "thinking"))
+			type = "thinking-start";
+		else if (str_is(bt, "plan"))
+			type = "plan-start";
+		else
+			return put_type(ev, "content_block_start");
+		r = put_copy(ev, "id", id);
+	}
+	if (r < 0)
+		return r;
+	return retype(ev, "content_block_start", type, ret_flags);
+}
+
+static int
+xlat_claude(cJSON *ev, const char *type, unsigned *ret_flags)
+{
+	const cJSON *v;
+	cJSON *content;
+	int r;
+
+	/* type points into ev: only string constants go to retype(). */
+	if (strcmp(type, "content_block_delta") == 0)
+		return xlat_block_delta(ev, ret_flags);
+	if (strcmp(type, "content_block_start") == 0)
+		return xlat_block_start(ev, ret_flags);
+	if (strcmp(type, "message_start") == 0) {
+		r = put_copy(ev, "messageId",
+		    get_last(get_last(ev, "message"), "id"));
+		return r < 0
+		    ? r
+		    : retype(ev, "message_start", "message-start", ret_flags);
+	}
+	if (strcmp(type, "message_stop") == 0 ||
+	    strcmp(type, "message_complete") == 0) {
+		r = put_copy(ev, "messageId", get_last(ev, "message_id"));
+		if (r < 0)
+			return r;
+		return retype(ev,
+		    strcmp(type, "message_stop") == 0 ? "message_stop"
+		                                      : "message_complete",
+		    "message-end", ret_flags);
+	}
+	if (strcmp(type, "message_delta") == 0) {
+		v = get_last(get_last(ev, "delta"), "text");
+		if (!cJSON_IsString(v))
+			return put_type(ev, "message_delta");
+		r = put_str(ev, "delta", v);
+		return r < 0
+		    ? r
+		    : retype(ev, "message_delta", "text-delta", ret_flags);
+	}
+	if (strcmp(type, "tool_use") == 0) {
+		r = put_copy(ev, "toolCallId", get_last(ev, "id"));
+		if (r == 0)
+			r = put_copy(ev, "toolName", get_last(ev, "name"));
+		return r < 0
+		    ? r
+		    : retype(ev, "tool_use", "tool-call-start", ret_flags);
+	}
+	assert(strcmp(type, "tool_result") == 0);
+	v = get_last(ev, "tool_use_id");
+	if (!truthy(v))
+		v = get_last(ev, "id");
+	r = put_copy(ev, "toolCallId", v);
+	if (r < 0)
+		return r;
+	content = get_last(ev, "content");
+	if (content != NULL)
+		r = put(ev, "result", cJSON_DetachItemViaPointer(ev, content));
+	else if (get_last(ev, "result") == NULL)
+		r = put(ev, "result", cJSON_CreateNull());
+	return r < 0 ? r
+	             : retype(ev, "tool_result", "tool-result-end", ret_flags);
+}
+
+static bool
+is_claude_native(const char *type)
+{
+	static const char *const names[] = {
+	    "content_block_delta",
+	    "content_block_start",
+	    "message_start",
+	    "message_stop",
+	    "message_complete",
+	    "message_delta",
+	    "tool_use",
+	    "tool_result",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(*names); i++)
+		if (strcmp(type, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Returns 1 (deliver ev), 0 (a system frame: drop it) or -ENOMEM. */
+static int
+normalise(cJSON *ev, unsigned *ret_flags)
+{
+	static const char *const k_delta[] = {"delta", NULL};
+	static const char *const k_reasoning[] = {"delta", "text", NULL};
+	static const char *const k_plan[] = {"delta", "text", "plan", NULL};
+	const cJSON *sub = get_last(ev, "subtype"), *t;
+	const char *type;
+	int r;
+
+	if (str_is(sub, "init") || str_is(sub, "success"))
+		return 0;
+	t = get_last(ev, "type");
+	type = cJSON_IsString(t) ? t->valuestring : "unknown";
+	if (is_claude_native(type)) {
+		r = xlat_claude(ev, type, ret_flags);
+	} else if (strcmp(type, "ping") == 0) {
+		r = put_type(ev, "keep-alive");
+	} else {
+		/* Leaves type valid: the string is unchanged or constant. */
+		r = put_type(ev, type);
+		if (r < 0)
+			return r;
+		if (strcmp(type, "text-delta") == 0 ||
+		    strcmp(type, "tool-call-delta") == 0 ||
+		    strcmp(type, "tool-result-delta") == 0)
+			r = norm_delta(ev, k_delta);
+		else if (strcmp(type, "reasoning-delta") == 0 ||
+		    strcmp(type, "thinking-delta") == 0)
+			r = norm_delta(ev, k_reasoning);
+		else if (strcmp(type, "plan-delta") == 0)
+			r = norm_delta(ev, k_plan);
+		else if (strcmp(type, "todo-update") == 0)
+			r = norm_todo(ev);
+	}
+	return r < 0 ? r : 1;
+}
