@@ -377,3 +377,9 @@ inbox_replay(struct inbox *ib, int64_t from_seq, int64_t to_seq, int64_t since)
 	}
 	return c.count;
 }
+
+int64_t
+inbox_last_seq(const struct inbox *ib)
+{
+	return ib->last_seq;
+}

@@ -67,6 +67,9 @@ int inbox_ack(struct inbox *ib, const char *consumer, int64_t seq);
 int inbox_replay(struct inbox *ib, int64_t from_seq, int64_t to_seq,
     int64_t since);
 
+/* The highest seq committed so far. */
+int64_t inbox_last_seq(const struct inbox *ib);
+
 /* Paces subscribers that were behind (before each sleep). */
 void inbox_pump(struct inbox *ib);
 

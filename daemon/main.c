@@ -19,6 +19,7 @@
 
 #include "codec.h"
 #include "dispatch.h"
+#include "hooks.h"
 #include "inbox.h"
 #include "log.h"
 #include "loop.h"
@@ -412,9 +413,11 @@ stop_signal_cb(struct loop *loop, int signo, void *arg)
 	loop_stop(loop);
 }
 
-struct hooks {
+struct sleep_work {
 	struct streams *streams;
 	struct inbox *inbox;
+	struct hooks *hooks;
+	int64_t hooked_seq; /* inbox seq the hooks last saw */
 	struct server *srv;
 };
 
@@ -422,13 +425,19 @@ struct hooks {
 static void
 flush_hook(struct loop *loop, void *arg)
 {
-	struct hooks *h = arg;
+	struct sleep_work *w = arg;
 
 	(void)loop;
-	streams_pump(h->streams);
-	if (h->inbox != NULL)
-		inbox_pump(h->inbox);
-	server_flush(h->srv);
+	streams_pump(w->streams);
+	if (w->inbox != NULL) {
+		inbox_pump(w->inbox);
+		if (w->hooks != NULL &&
+		    inbox_last_seq(w->inbox) != w->hooked_seq) {
+			w->hooked_seq = inbox_last_seq(w->inbox);
+			hooks_kick(w->hooks);
+		}
+	}
+	server_flush(w->srv);
 }
 
 int
@@ -461,7 +470,7 @@ main(int argc, char **argv)
 	struct store *store = NULL;
 	struct inbox *inbox = NULL;
 	struct webhook *webhook = NULL;
-	struct hooks hooks = {0};
+	struct sleep_work hooks = {0};
 	char statebuf[PATH_MAX];
 	const char *state_dir;
 	struct sig_key *key = NULL;

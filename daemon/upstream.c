@@ -441,12 +441,12 @@ int
 upstream_start(struct upstream *up, const struct up_opts *o,
     struct up_req **ret)
 {
-	const char *key = up->key(up->key_arg);
+	const char *key = o->url != NULL ? NULL : up->key(up->key_arg);
 	struct up_req *req;
 	size_t ulen;
 	int r = -ENOMEM;
 
-	if (key == NULL || *key == '\0')
+	if (o->url == NULL && (key == NULL || *key == '\0'))
 		return -ENOKEY;
 	req = calloc(1, sizeof(*req));
 	if (req == NULL)
@@ -456,16 +456,22 @@ upstream_start(struct upstream *up, const struct up_opts *o,
 	req->done = o->done;
 	req->data = o->data;
 	req->arg = o->arg;
-	req->eligible = upstream_retry_eligible(o->verb, o->path,
-	    o->idem_key != NULL);
-	ulen = strlen(up->base_url) + strlen(o->path) + 1;
-	req->url = malloc(ulen);
+	req->eligible = o->url == NULL &&
+	    upstream_retry_eligible(o->verb, o->path, o->idem_key != NULL);
+	if (o->url != NULL) {
+		req->url = strdup(o->url);
+	} else {
+		ulen = strlen(up->base_url) + strlen(o->path) + 1;
+		req->url = malloc(ulen);
+		if (req->url != NULL)
+			(void)snprintf(req->url, ulen, "%s%s", up->base_url,
+			    o->path);
+	}
 	if (req->url == NULL)
 		goto fail;
-	(void)snprintf(req->url, ulen, "%s%s", up->base_url, o->path);
 	if (o->body != NULL && (req->body_out = strdup(o->body)) == NULL)
 		goto fail;
-	{
+	if (key != NULL) {
 		size_t alen = strlen(key) + 8;
 		char *auth = malloc(alen);
 

@@ -51,6 +51,9 @@ typedef const char *(*up_key_cb)(void *arg);
 struct up_opts {
 	enum method_verb verb;
 	const char *path;     /* below the base URL, with the query */
+	const char *url;      /* instead of path: an absolute URL of a local
+			       * service; sent without the API key and
+			       * never retried */
 	const char *body;     /* JSON, or NULL */
 	const char *idem_key; /* Idempotency-Key, or NULL */
 	up_done_cb done;
