@@ -320,6 +320,11 @@ print_value(FILE *f, const cJSON *v, const char *indent)
 
 	if (cJSON_IsString(v)) {
 		put_clean(f, v->valuestring, indent);
+	} else if ((cJSON_IsArray(v) || cJSON_IsObject(v)) &&
+	    v->child == NULL) {
+		/* Empty lists and objects read as nothing, like null. */
+		cell(NULL, buf, sizeof(buf));
+		(void)fputs(buf, f);
 	} else if (cJSON_IsArray(v) && scalar_list(v)) {
 		cJSON_ArrayForEach(it, v)
 		{

@@ -984,7 +984,8 @@ TEST(object_and_error_output)
 {
 	cJSON *obj = cJSON_Parse("{\"id\":7,\"instructions\":\"a\\nb\","
 	                         "\"tools\":[\"gmail\",\"slack\"],\"metadata\":"
-	                         "{\"k\":1},\"text\":\"streamed\"}");
+	                         "{\"k\":1},\"text\":\"streamed\",\"on\":false,"
+	                         "\"none\":[],\"n\":0}");
 	struct m8c_error e = {.code = "m8tes.rate_limited",
 	    .message = "slow\ndown",
 	    .status = 429,
@@ -1002,7 +1003,10 @@ TEST(object_and_error_output)
 	    "instructions: a\n"
 	    "              b\n"
 	    "tools:        gmail, slack\n"
-	    "metadata:     {\"k\":1}\n");
+	    "metadata:     {\"k\":1}\n"
+	    "on:           false\n"
+	    "none:         -\n"
+	    "n:            0\n");
 	free(text);
 	cJSON_Delete(obj);
 	o.f = open_memstream(&text, &len);
