@@ -170,11 +170,21 @@ methods_find(const char *name)
 	return NULL;
 }
 
+/* Parameters every cached method and every paged list accepts. */
+static const struct method_param param_cache = {"cache", TYPE_STRING,
+    LOC_LOCAL, 0, NULL};
+static const struct method_param param_all = {"all", TYPE_BOOL, LOC_LOCAL, 0,
+    NULL};
+
 const struct method_param *
 method_param_find(const struct method *m, const char *name)
 {
 	if (strcmp(name, "agent_id") == 0)
 		name = "teammate_id";
+	if ((m->flags & METHOD_CACHE) && strcmp(name, "cache") == 0)
+		return &param_cache;
+	if (m->kind == KIND_PAGE && strcmp(name, "all") == 0)
+		return &param_all;
 	for (size_t i = 0; i < m->nparams; i++)
 		if (strcmp(m->params[i].name, name) == 0)
 			return &m->params[i];
@@ -270,6 +280,15 @@ method_check_params(const struct method *m, const cJSON *params, char *err,
 			canonical = true;
 		if (check_value(p, v, err, errlen) < 0)
 			return -EINVAL;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(params, "cache");
+	if (cJSON_IsString(v) && strcmp(v->valuestring, "bypass") != 0 &&
+	    strcmp(v->valuestring, "only") != 0 &&
+	    strcmp(v->valuestring, "stale-ok") != 0 &&
+	    strcmp(v->valuestring, "default") != 0) {
+		(void)snprintf(err, errlen, "\"cache\" must be \"default\", "
+		    "\"bypass\", \"only\" or \"stale-ok\"");
+		return -EINVAL;
 	}
 	if (alias && canonical) {
 		(void)snprintf(err, errlen,

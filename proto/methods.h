@@ -104,7 +104,11 @@ const struct method *methods_at(size_t i);
 /* The method called name, or NULL. */
 const struct method *methods_find(const char *name);
 
-/* The parameter called name of m, or NULL. */
+/*
+ * The parameter called name of m, or NULL. Besides the table's own, every
+ * cached method takes "cache" ("default", "bypass", "only", "stale-ok")
+ * and every paged list takes "all" (stream every item across pages).
+ */
 const struct method_param *method_param_find(const struct method *m,
     const char *name);
 
