@@ -22,6 +22,7 @@
 #include "inspect.h"
 #include "json.h"
 #include "routes.h"
+#include "sse.h"
 #include "store.h"
 #include "util.h"
 
@@ -29,6 +30,7 @@
 #define HTTP_BACKLOG 1024
 #define HTTP_IDLE_TIMEOUT 600 /* seconds */
 #define HTTP_STACK_SIZE (1u << 20)
+#define HTTP_SSE_BLOCK (64u << 10)
 
 static char empty_body[1];
 
@@ -66,6 +68,29 @@ resp_done(struct mresp *resp)
 		free(resp->hdr[i].name);
 		free(resp->hdr[i].value);
 	}
+	sse_free(resp->sse);
+}
+
+/*
+ * libmicrohttpd's error log. Connections the mock cuts on purpose ([drop:N],
+ * "reset" faults, peers gone) are expected and only shown with --verbose.
+ */
+static void __attribute__((format(printf, 2, 0)))
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	(void)cls;
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (!store.verbose &&
+	    (strstr(msg, "application error generating response") != NULL ||
+	        strstr(msg, "Application reported internal error") != NULL))
+		return;
+	n = strlen(msg);
+	while (n > 0 && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	fprintf(stderr, "m8tes-mockd: %s\n", msg);
 }
 
 static void *
@@ -191,13 +216,52 @@ parse_body(struct mreq *req)
 	return 0;
 }
 
+static ssize_t
+sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	ssize_t n;
+
+	(void)pos;
+	n = sse_read(cls, buf, max);
+	if (n == SSE_READ_EOF)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return n;
+}
+
+static void
+sse_release(void *cls)
+{
+	sse_free(cls);
+}
+
+static struct MHD_Response *
+sse_response(struct mreq *req, struct mresp *resp)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct MHD_Response *r;
+
+	ci = MHD_get_connection_info(req->conn,
+	    MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci != NULL)
+		sse_set_fd(resp->sse, ci->connect_fd);
+	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_SSE_BLOCK,
+	    sse_reader, resp->sse, sse_release);
+	if (r != NULL)
+		resp->sse = NULL; /* owned by the response now */
+	return r;
+}
+
 static enum MHD_Result
 queue(struct mreq *req, struct mresp *resp)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
-	if (resp->len == 0) {
+	if (resp->sse != NULL)
+		r = sse_response(req, resp);
+	else if (resp->len == 0) {
 		r = MHD_create_response_from_buffer(0, empty_body,
 		    MHD_RESPMEM_PERSISTENT);
 	} else {
@@ -356,11 +420,14 @@ http_start(const char *host, uint16_t port, uint16_t *ret_port)
 		return NULL;
 	}
 	flags = MHD_USE_THREAD_PER_CONNECTION |
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
+	    MHD_USE_ERROR_LOG;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	/* The logger must come first to catch every message. */
 	d = MHD_start_daemon(flags, port, NULL, NULL, access_cb, NULL,
-	    MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+	    ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned int)HTTP_CONN_LIMIT, MHD_OPTION_LISTEN_BACKLOG_SIZE,
 	    (unsigned int)HTTP_BACKLOG, MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned int)HTTP_IDLE_TIMEOUT, MHD_OPTION_THREAD_STACK_SIZE,

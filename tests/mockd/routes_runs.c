@@ -14,6 +14,7 @@
 #include "json.h"
 #include "routes.h"
 #include "runs.h"
+#include "sse.h"
 #include "store.h"
 #include "util.h"
 
@@ -47,22 +48,44 @@ routes_run_lookup(struct mreq *req, struct mresp *resp, bool scoped,
 	return 0;
 }
 
+/* How respond() answers. */
+enum answer {
+	ANSWER_JSON,   /* the Run object */
+	ANSWER_ORIGIN, /* the stream of the turn this request started */
+	ANSWER_JOIN,   /* a stream joining a turn already under way */
+};
+
 /*
- * Answer with the run (plus the fields of extra, taken), as JSON or as the
- * event stream of the current turn.
+ * Answer with the run (plus the fields of extra, taken), as JSON, or as the
+ * event stream of the current turn replayed from its first event.
  */
 static int
-respond(struct mreq *req, struct mresp *resp, struct run *run, bool stream,
+respond(struct mresp *resp, struct run *run, enum answer how,
     unsigned int status, cJSON *extra)
 {
+	struct sse_stream *s;
+	char key[64];
 	cJSON *o, *it;
+	int r;
 
-	(void)req;
-	(void)stream;
+	if (how != ANSWER_JSON) {
+		cJSON_Delete(extra);
+		s = sse_new(run, run->ev_base, how == ANSWER_ORIGIN);
+		if (s == NULL)
+			return -ENOMEM;
+		resp->sse = s;
+		resp->status = 200;
+		resp->ctype = "text/event-stream; charset=utf-8";
+		r = http_resp_header(resp, "Cache-Control", "no-cache");
+		if (r == 0)
+			r = http_resp_header(resp, "X-Accel-Buffering", "no");
+		return r;
+	}
 	o = store_public(run->obj);
 	while (o != NULL && extra != NULL && extra->child != NULL) {
 		it = cJSON_DetachItemViaPointer(extra, extra->child);
-		if (json_set(o, it->string, it) < 0) {
+		(void)snprintf(key, sizeof(key), "%s", it->string);
+		if (json_set(o, key, it) < 0) {
 			cJSON_Delete(o);
 			o = NULL;
 		}
@@ -269,7 +292,8 @@ routes_runs_start(struct mreq *req, struct mresp *resp, cJSON *task)
 		if (extra == NULL)
 			return -ENOMEM;
 	}
-	return respond(req, resp, run, stream, 201, extra);
+	return respond(resp, run, stream ? ANSWER_ORIGIN : ANSWER_JSON,
+	    stream ? 200 : 201, extra);
 }
 
 int
@@ -453,7 +477,7 @@ routes_runs_stream(struct mreq *req, struct mresp *resp)
 		return ROUTE_DONE(routes_conflict(req, resp, "run_not_active",
 		    "Run is no longer executing; fetch it with GET "
 		    "/runs/{id}"));
-	return respond(req, resp, run, true, 200, NULL);
+	return respond(resp, run, ANSWER_JOIN, 200, NULL);
 }
 
 int
@@ -559,9 +583,10 @@ routes_runs_reply(struct mreq *req, struct mresp *resp)
 		/* Mid-turn: the message is queued behind the live turn. */
 		(void)snprintf(qid, sizeof(qid), "qmsg_%lld", ++store.seq_msg);
 		extra = extra2("delivery", "queued", "queued_message_id", qid);
-		return extra == NULL
-		    ? -ENOMEM
-		    : respond(req, resp, run, stream, 200, extra);
+		if (extra == NULL)
+			return -ENOMEM;
+		return respond(resp, run, stream ? ANSWER_JOIN : ANSWER_JSON,
+		    200, extra);
 	}
 	if (!json_nullish(req->json, "permission_mode"))
 		r = json_copy_key(run->obj, req->json, "permission_mode");
@@ -570,8 +595,10 @@ routes_runs_reply(struct mreq *req, struct mresp *resp)
 	if (r < 0)
 		return r;
 	extra = extra2("delivery", "resumed", NULL, NULL);
-	return extra == NULL ? -ENOMEM
-	                     : respond(req, resp, run, stream, 200, extra);
+	if (extra == NULL)
+		return -ENOMEM;
+	return respond(resp, run, stream ? ANSWER_ORIGIN : ANSWER_JSON, 200,
+	    extra);
 }
 
 int

@@ -320,7 +320,8 @@ runs_advance(struct run *run)
 static bool
 driver_ok(const struct run *run, unsigned int turn)
 {
-	return !store.stopping && !run->dead && run->turn == turn;
+	return !store.stopping && !run->dead && run->turn == turn &&
+	    run->pc < run->nacts;
 }
 
 /* Wait until deadline; false when the driver must stop. */
@@ -338,28 +339,30 @@ static void *
 driver_main(void *arg)
 {
 	struct run *run = arg;
-	bool emitted = false;
+	bool emitted = false, slept = false;
 	unsigned int turn;
 
 	store_lock();
 	turn = run->turn;
-	while (driver_ok(run, turn) && run->pc < run->nacts) {
+	while (driver_ok(run, turn)) {
 		const struct run_act *a = &run->acts[run->pc];
 
 		if (a->kind == RUN_ACT_GATE && run->gate_open) {
 			(void)store_wait(util_now_ms() + 1000);
 			continue;
 		}
-		if (a->kind == RUN_ACT_STALL) {
-			if (!driver_sleep(run, turn, a->ms))
-				break;
-			run->pc++;
+		/* Sleep once before a stall or a [slow] frame, then act. */
+		if (!slept &&
+		    (a->kind == RUN_ACT_STALL ||
+		        (a->kind == RUN_ACT_EMIT && emitted &&
+		            run->m.slow_ms > 0))) {
+			slept = true;
+			(void)driver_sleep(run, turn,
+			    a->kind == RUN_ACT_STALL ? a->ms : run->m.slow_ms);
 			continue;
 		}
-		if (a->kind == RUN_ACT_EMIT && emitted && run->m.slow_ms > 0 &&
-		    !driver_sleep(run, turn, run->m.slow_ms))
-			break;
-		emitted = run->acts[run->pc].kind == RUN_ACT_EMIT;
+		slept = false;
+		emitted = a->kind == RUN_ACT_EMIT;
 		if (exec_one(run) < 0)
 			break;
 	}
@@ -480,8 +483,6 @@ runs_cancel(struct run *run)
 	r = perms_cancel(run);
 	run->gate_open = false;
 	run->pc = run->nacts;
-	run->turn++;
-	run->driven = false;
 	r |= set_status(run, "cancelled");
 	r |= json_set_str(run->obj, "stop_reason", "cancelled");
 	r |= ev_json(run,
