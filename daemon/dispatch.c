@@ -7,6 +7,7 @@
  * so nothing ever answers into a freed connection.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "apierr.h"
+#include "audit.h"
 #include "codec.h"
 #include "dispatch.h"
 #include "inbox.h"
@@ -55,6 +57,9 @@ struct call {
 	struct inbox_sub *isub;
 	struct loop_timer *timer;
 	char *poll_path;
+	uint64_t started;  /* loop ms, for the audit log */
+	long status;       /* last upstream HTTP status, for the audit log */
+	char *new_key;     /* auth.login: the key being validated */
 	uint64_t deadline; /* loop ms */
 	double interval_s;
 	TAILQ_ENTRY(call) link;
@@ -65,6 +70,8 @@ TAILQ_HEAD(call_list, call);
 struct cstate {
 	struct call_list calls;
 	size_t ncalls;
+	char comm[16]; /* the peer's process name, read once */
+	bool have_comm;
 };
 
 struct dispatch {
@@ -75,6 +82,8 @@ struct dispatch {
 	struct inbox *inbox;
 	struct store *store;
 	struct webhook *webhook;
+	struct audit *audit;
+	const char *key_source;
 	struct sig_key *key;
 	struct dispatch_config cfg;
 	bool shutdown;
@@ -83,6 +92,8 @@ struct dispatch {
 
 static void start_upstream(struct call *call, const char *path,
     const char *body, enum method_verb verb, bool idem);
+static void upstream_done_cb(const struct up_response *r, void *arg);
+static void auth_validated(struct call *call, const struct up_response *r);
 
 int
 dispatch_new(struct loop *loop, struct upstream *up, struct sig_key *key,
@@ -117,6 +128,18 @@ void
 dispatch_set_streams(struct dispatch *d, struct streams *s)
 {
 	d->streams = s;
+}
+
+void
+dispatch_set_audit(struct dispatch *d, struct audit *a)
+{
+	d->audit = a;
+}
+
+void
+dispatch_set_key_source(struct dispatch *d, const char *source)
+{
+	d->key_source = source;
 }
 
 void
@@ -195,6 +218,10 @@ call_free(struct call *call)
 	cJSON_Delete(call->id);
 	cJSON_Delete(call->params);
 	free(call->poll_path);
+	if (call->new_key != NULL) {
+		explicit_bzero(call->new_key, strlen(call->new_key));
+		free(call->new_key);
+	}
 	free(call);
 }
 
@@ -202,9 +229,40 @@ call_free(struct call *call)
  * Unlinks the call before its final line goes out: a send that overflows
  * the output cap closes the connection, which frees every linked call.
  */
+static const char *
+peer_comm(struct conn *c, struct cstate *cs)
+{
+	if (!cs->have_comm) {
+		char path[64];
+		ssize_t n = -1;
+		int fd;
+
+		(void)snprintf(path, sizeof(path), "/proc/%d/comm",
+		    (int)server_peer(c)->pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd != -1) {
+			n = read(fd, cs->comm, sizeof(cs->comm) - 1);
+			(void)close(fd);
+		}
+		cs->comm[n > 0 ? n : 0] = '\0';
+		if (n > 0 && cs->comm[n - 1] == '\n')
+			cs->comm[n - 1] = '\0';
+		cs->have_comm = true;
+	}
+	return cs->comm;
+}
+
 static void
 call_finish(struct call *call, char *line, size_t len)
 {
+	if (call->d->audit != NULL && call->m->verb != VERB_NONE) {
+		const struct ucred *p = server_peer(call->conn);
+
+		audit_record(call->d->audit, p->uid, p->pid,
+		    peer_comm(call->conn, call->cs), call->m->name,
+		    call->status,
+		    loop_update_time(call->d->loop) - call->started);
+	}
 	TAILQ_REMOVE(&call->cs->calls, call, link);
 	call->cs->ncalls--;
 	call->cs = NULL;
@@ -543,6 +601,143 @@ local_webhooks(struct call *call)
 	cJSON_Delete(res);
 }
 
+/* auth.login's validation answer: switch keys only on success. */
+static void
+auth_validated(struct call *call, const struct up_response *r)
+{
+	struct dispatch *d = call->d;
+	char fp[SIG_FINGERPRINT_SIZE];
+	struct apierr a;
+	cJSON *res;
+	int k;
+
+	if (r->error != 0 || r->status == 0 || r->status >= 400) {
+		if (r->error != 0 || r->status == 0)
+			apierr_from_transport(&a, r->error ? r->error : -EIO,
+			    r->error_text);
+		else
+			apierr_from_http(&a, r->status, r->body, r->body_len,
+			    r->request_id, r->retry_after);
+		call_error(call, &a.e);
+		apierr_done(&a);
+		return;
+	}
+	k = sig_key_set(d->key, call->new_key, strlen(call->new_key));
+	if (k < 0) {
+		call_fail(call, E_INVALID_PARAMS, "the key is not usable");
+		return;
+	}
+	if (d->store != NULL && (k = store_key_set(d->store, d->key,
+				     (int64_t)time(NULL))) < 0)
+		log_warn("auth.login: key in use but not stored: %s",
+		    strerror(-k));
+	d->key_source = "login";
+	(void)sig_key_fingerprint(d->key, fp);
+	log_info("auth.login by uid %d: now using key %s",
+	    (int)server_peer(call->conn)->uid, fp);
+	res = cJSON_CreateObject();
+	cJSON_AddStringToObject(res, "fingerprint", fp);
+	cJSON_AddBoolToObject(res, "stored", d->store != NULL && k == 0);
+	call_result(call, res);
+	cJSON_Delete(res);
+}
+
+static void
+local_auth(struct call *call)
+{
+	struct dispatch *d = call->d;
+	const char *name = call->m->name;
+	char fp[SIG_FINGERPRINT_SIZE];
+	cJSON *res;
+
+	if (strcmp(name, "auth.login") == 0) {
+		const cJSON *k = cJSON_GetObjectItemCaseSensitive(call->params,
+		    "api_key");
+		struct up_opts o = {.verb = VERB_GET, .path = "/settings/",
+		    .done = upstream_done_cb, .arg = call};
+		size_t len = strlen(k->valuestring);
+		int r;
+
+		/* The same rules as for any key: no blanks, no controls. */
+		if (len == 0 || len > 4096 ||
+		    strpbrk(k->valuestring, " \t\r\n") != NULL) {
+			call_fail(call, E_INVALID_PARAMS,
+			    "\"api_key\" is empty or has blanks in it");
+			return;
+		}
+		call->new_key = strdup(k->valuestring);
+		if (call->new_key == NULL) {
+			call_fail(call, E_NOMEM, "out of memory");
+			return;
+		}
+		/* Wipe the copy in the params: only new_key holds it now. */
+		explicit_bzero(k->valuestring, len);
+		o.key = call->new_key;
+		r = upstream_start(d->up, &o, &call->up);
+		if (r < 0)
+			call_fail(call, E_INTERNAL, "cannot validate the key");
+		return;
+	}
+	res = cJSON_CreateObject();
+	if (strcmp(name, "auth.logout") == 0) {
+		sig_key_clear(d->key);
+		if (d->store != NULL)
+			(void)store_key_clear(d->store);
+		d->key_source = "none";
+		log_info("auth.logout by uid %d",
+		    (int)server_peer(call->conn)->uid);
+		cJSON_AddBoolToObject(res, "logged_out", true);
+	} else {
+		bool set = sig_key_fingerprint(d->key, fp) == 0;
+
+		cJSON_AddBoolToObject(res, "key_set", set);
+		if (set)
+			cJSON_AddStringToObject(res, "fingerprint", fp);
+		else
+			cJSON_AddNullToObject(res, "fingerprint");
+		cJSON_AddStringToObject(res, "source",
+		    set && d->key_source ? d->key_source : "none");
+	}
+	call_result(call, res);
+	cJSON_Delete(res);
+}
+
+static void
+local_audit(struct call *call)
+{
+	const cJSON *uid = cJSON_GetObjectItemCaseSensitive(call->params,
+	    "uid");
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(call->params,
+	    "method");
+	const cJSON *since = cJSON_GetObjectItemCaseSensitive(call->params,
+	    "since");
+	const cJSON *limit = cJSON_GetObjectItemCaseSensitive(call->params,
+	    "limit");
+	cJSON *res;
+
+	if (call->d->audit == NULL) {
+		call_fail(call, E_UNAVAILABLE,
+		    "no audit log: m8tesd runs without a state directory");
+		return;
+	}
+	if (cJSON_IsNumber(limit) &&
+	    (limit->valuedouble < 1 || limit->valuedouble > 10000)) {
+		call_fail(call, E_INVALID_PARAMS, "\"limit\" must be 1..10000");
+		return;
+	}
+	res = audit_list(call->d->audit,
+	    cJSON_IsNumber(uid) ? (int64_t)uid->valuedouble : -1,
+	    cJSON_IsString(m) ? m->valuestring : NULL,
+	    cJSON_IsNumber(since) ? (int64_t)since->valuedouble * 1000 : 0,
+	    cJSON_IsNumber(limit) ? (unsigned)limit->valuedouble : 100);
+	if (res == NULL) {
+		call_fail(call, E_INTERNAL, "cannot read the audit log");
+		return;
+	}
+	call_result(call, res);
+	cJSON_Delete(res);
+}
+
 static void
 local_call(struct call *call)
 {
@@ -562,6 +757,10 @@ local_call(struct call *call)
 		local_stats(call);
 	} else if (strncmp(name, "webhooks.", 9) == 0) {
 		local_webhooks(call);
+	} else if (strncmp(name, "auth.", 5) == 0) {
+		local_auth(call);
+	} else if (strcmp(name, "audit.list") == 0) {
+		local_audit(call);
 	} else if (strcmp(name, "daemon.shutdown") == 0) {
 		log_info("shutdown requested by pid %d",
 		    (int)server_peer(call->conn)->pid);
@@ -858,6 +1057,11 @@ upstream_done_cb(const struct up_response *r, void *arg)
 	struct apierr a;
 
 	call->up = NULL;
+	call->status = r->status;
+	if (call->new_key != NULL) {
+		auth_validated(call, r);
+		return;
+	}
 	if (r->error != 0 || r->status >= 400 || r->status == 0) {
 		bool server_side = r->error != 0 || r->status >= 500;
 
@@ -931,6 +1135,7 @@ stream_end_cb(void *arg, const cJSON *result, const struct codec_error *err,
 	struct call *call = arg;
 
 	call->sub = NULL;
+	call->status = err != NULL ? err->status : 200;
 	if (lagged >= 0) {
 		cJSON *o = cJSON_CreateObject(), *l;
 		char *line = NULL;
@@ -1176,6 +1381,7 @@ dispatch_line(struct conn *c, const char *line, size_t len, void *arg)
 	call->d = d;
 	call->conn = c;
 	call->m = m;
+	call->started = loop_now(d->loop);
 	call->jsonrpc = req.jsonrpc;
 	call->id = req.id != NULL ? cJSON_Duplicate(req.id, 0) : NULL;
 	call->params = req.params != NULL ?

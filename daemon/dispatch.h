@@ -23,6 +23,7 @@ struct streams;
 struct store;
 struct inbox;
 struct webhook;
+struct audit;
 
 #define DISPATCH_MAX_CALLS 256 /* calls in flight per connection */
 
@@ -50,6 +51,11 @@ void dispatch_set_streams(struct dispatch *d, struct streams *s);
 /* The durable store, the webhook inbox and receiver (any may be NULL). */
 void dispatch_set_webhooks(struct dispatch *d, struct store *st,
     struct inbox *ib, struct webhook *w);
+
+/* Where upstream calls are audited (NULL: not at all). */
+void dispatch_set_audit(struct dispatch *d, struct audit *a);
+/* Where the key came from ("file", "credentials", "env", "login", …). */
+void dispatch_set_key_source(struct dispatch *d, const char *source);
 
 /* True once daemon.shutdown was called. */
 bool dispatch_shutdown_requested(const struct dispatch *d);

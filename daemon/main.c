@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "audit.h"
 #include "dispatch.h"
 #include "hooks.h"
 #include "inbox.h"
@@ -239,21 +240,28 @@ read_key_file(const char *path, struct sig_key *key)
 	return r;
 }
 
+/*
+ * The key, in order: --api-key-file, $CREDENTIALS_DIRECTORY/m8tes-api-key,
+ * the key stored by auth.login (state.db, read later), $M8TES_API_KEY.
+ * The environment's copy goes into env_key and out of the environment.
+ */
 static int
-load_key(const struct options *o, struct sig_key *key)
+load_key(const struct options *o, struct sig_key *key, struct sig_key *env_key,
+    const char **ret_source)
 {
 	const char *creds = getenv("CREDENTIALS_DIRECTORY");
 	const char *env = getenv("M8TES_API_KEY");
 	int r = 0;
 
+	*ret_source = "none";
 	if (o->key_file != NULL) {
 		r = read_key_file(o->key_file, key);
 		if (r < 0)
 			log_error("cannot read the API key from %s: %s",
 			    o->key_file, strerror(-r));
+		*ret_source = "file";
 	} else if (creds != NULL && *creds != '\0') {
 		char path[PATH_MAX];
-
 		int n = snprintf(path, sizeof(path), "%s/m8tes-api-key", creds);
 
 		if (n > 0 && (size_t)n < sizeof(path) &&
@@ -262,12 +270,13 @@ load_key(const struct options *o, struct sig_key *key)
 			if (r < 0)
 				log_error("cannot read credential %s: %s", path,
 				    strerror(-r));
+			*ret_source = "credentials";
 		}
 	}
-	if (r == 0 && !sig_key_isset(key) && env != NULL && *env != '\0') {
-		r = sig_key_set(key, env, strlen(env));
-		if (r < 0)
-			log_error("M8TES_API_KEY is not a usable key");
+	if (env != NULL && *env != '\0' &&
+	    sig_key_set(env_key, env, strlen(env)) < 0) {
+		log_error("M8TES_API_KEY is not a usable key");
+		r = -EINVAL;
 	}
 	/* Children (hooks) must never inherit the key. */
 	if (env != NULL) {
@@ -473,7 +482,9 @@ main(int argc, char **argv)
 	struct sleep_work hooks = {0};
 	char statebuf[PATH_MAX];
 	const char *state_dir;
-	struct sig_key *key = NULL;
+	struct sig_key *key = NULL, *env_key = NULL;
+	const char *key_source = "none";
+	struct audit *audit = NULL;
 	enum log_level level = LOG_LEVEL_INFO;
 	char sockbuf[PATH_MAX];
 	const char *sockpath;
@@ -505,13 +516,11 @@ main(int argc, char **argv)
 		return 1;
 	}
 	key = sig_key_new();
-	if (key == NULL)
+	env_key = sig_key_new();
+	if (key == NULL || env_key == NULL)
 		goto out;
-	if (load_key(&o, key) < 0)
+	if (load_key(&o, key, env_key, &key_source) < 0)
 		goto out;
-	if (!sig_key_isset(key))
-		log_warn("no API key: upstream calls will fail with %s",
-		    E_NO_KEY);
 
 	if ((r = loop_new(&loop)) < 0) {
 		log_warnc(r, "event loop");
@@ -562,6 +571,10 @@ main(int argc, char **argv)
 			log_warnc(r, "cannot open %s", db);
 			goto out;
 		}
+		if (!sig_key_isset(key) && store_key_get(store, key) == 0)
+			key_source = "login";
+		if ((r = audit_new(loop, store, &audit)) < 0)
+			goto out;
 		if ((r = inbox_new(loop, store, &inbox)) < 0) {
 			log_warnc(r, "webhook inbox");
 			goto out;
@@ -592,6 +605,19 @@ main(int argc, char **argv)
 		goto out;
 	}
 	dispatch_set_webhooks(d, store, inbox, webhook);
+	dispatch_set_audit(d, audit);
+	if (!sig_key_isset(key) && sig_key_isset(env_key)) {
+		(void)sig_key_set(key, sig_key_get(env_key),
+		    strlen(sig_key_get(env_key)));
+		key_source = "env";
+	}
+	sig_key_free(env_key);
+	env_key = NULL;
+	dispatch_set_key_source(d, key_source);
+	if (!sig_key_isset(key))
+		log_warn("no API key: upstream calls fail with %s until "
+			 "m8tes auth login",
+		    E_NO_KEY);
 	sh.arg = d;
 
 	fd = inherited_socket();
@@ -634,12 +660,14 @@ out:
 	server_free(srv);
 	webhook_free(webhook);
 	inbox_free(inbox);
+	audit_free(audit);
 	store_close(store);
 	streams_free(streams);
 	dispatch_free(d);
 	upstream_free(up);
 	loop_free(loop);
 	sig_key_free(key);
+	sig_key_free(env_key);
 	upstream_global_done();
 	return status;
 }

@@ -77,6 +77,18 @@ static const char *const migrations[] = {
     "  event TEXT NOT NULL,"
     "  PRIMARY KEY (run_id, seq)"
     ");",
+    /* 1 -> 2 */
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  time_ms INTEGER NOT NULL,"
+    "  uid INTEGER NOT NULL,"
+    "  pid INTEGER NOT NULL,"
+    "  comm TEXT NOT NULL,"
+    "  method TEXT NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  duration_ms INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX audit_uid ON audit (uid, id);",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -116,6 +128,9 @@ enum stmt_id {
 	ST_PRUNE_RUN_OLDEST,
 	ST_PRUNE_RUN_EVENTS,
 	ST_PRUNE_RUN_DEL,
+	ST_AUDIT_ADD,
+	ST_AUDIT_LIST,
+	ST_AUDIT_PRUNE,
 	ST__MAX
 };
 
@@ -189,6 +204,15 @@ static const char *const stmt_sql[ST__MAX] = {
                             "AND seq IN (SELECT seq FROM run_events "
                             "WHERE run_id = ?1 ORDER BY seq LIMIT ?2)",
     [ST_PRUNE_RUN_DEL] = "DELETE FROM run_status WHERE run_id = ?1",
+    [ST_AUDIT_ADD] = "INSERT INTO audit (time_ms, uid, pid, comm, method, "
+                     "status, duration_ms) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_AUDIT_LIST] = "SELECT time_ms, uid, pid, comm, method, status, "
+                      "duration_ms FROM audit "
+                      "WHERE (?1 < 0 OR uid = ?1) AND time_ms >= ?2 "
+                      "ORDER BY id DESC LIMIT ?3",
+    [ST_AUDIT_PRUNE] = "DELETE FROM audit WHERE id <= "
+                       "(SELECT max(id) FROM audit) - ?1 OR time_ms < ?2",
 };
 
 struct store {
@@ -203,6 +227,7 @@ struct iter_ctx {
 		store_inbox_cb inbox;
 		store_secret_cb secret;
 		store_run_cb run;
+		store_audit_cb audit;
 	} cb;
 	void *arg;
 };
@@ -1224,4 +1249,65 @@ store_prune(struct store *st, const struct store_retention *r, int64_t now,
 	if (e == 0)
 		e = (int)(max - budget);
 	return sp_end(st, e);
+}
+
+int
+store_audit_add(struct store *st, const struct store_audit *a)
+{
+	sqlite3_stmt *s = st->stmt[ST_AUDIT_ADD];
+	int rc = SQLITE_OK;
+
+	bind_int(s, 1, a->time_ms, &rc);
+	bind_int(s, 2, a->uid, &rc);
+	bind_int(s, 3, a->pid, &rc);
+	bind_text(s, 4, a->comm != NULL ? a->comm : "", &rc);
+	bind_text(s, 5, a->method, &rc);
+	bind_int(s, 6, a->status, &rc);
+	bind_int(s, 7, a->duration_ms, &rc);
+	return exec_stmt(s, rc);
+}
+
+static int
+audit_row(sqlite3_stmt *s, const struct iter_ctx *c)
+{
+	struct store_audit a;
+
+	a.time_ms = sqlite3_column_int64(s, 0);
+	a.uid = sqlite3_column_int64(s, 1);
+	a.pid = sqlite3_column_int64(s, 2);
+	a.comm = (const char *)sqlite3_column_text(s, 3);
+	a.method = (const char *)sqlite3_column_text(s, 4);
+	a.status = sqlite3_column_int64(s, 5);
+	a.duration_ms = sqlite3_column_int64(s, 6);
+	if (a.comm == NULL || a.method == NULL)
+		return -ENOMEM;
+	return c->cb.audit(&a, c->arg);
+}
+
+int
+store_audit_list(struct store *st, int64_t uid, int64_t since_ms, size_t limit,
+    store_audit_cb cb, void *arg)
+{
+	sqlite3_stmt *s = st->stmt[ST_AUDIT_LIST];
+	struct iter_ctx c = {.cb.audit = cb, .arg = arg};
+	int rc = SQLITE_OK;
+
+	if (sqlite3_stmt_busy(s))
+		return -EBUSY;
+	bind_int(s, 1, uid, &rc);
+	bind_int(s, 2, since_ms, &rc);
+	bind_int(s, 3, limit > 0 && limit < INT64_MAX ? (int64_t)limit : -1,
+	    &rc);
+	return for_each_row(s, rc, audit_row, &c);
+}
+
+int
+store_audit_prune(struct store *st, int64_t keep, int64_t before_ms)
+{
+	sqlite3_stmt *s = st->stmt[ST_AUDIT_PRUNE];
+	int rc = SQLITE_OK;
+
+	bind_int(s, 1, keep, &rc);
+	bind_int(s, 2, before_ms, &rc);
+	return exec_stmt(s, rc);
 }

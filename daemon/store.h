@@ -90,6 +90,17 @@ typedef int (*store_inbox_cb)(const struct store_webhook *wh, void *arg);
 typedef int (*store_secret_cb)(const struct store_secret *s, void *arg);
 typedef int (*store_run_cb)(const struct store_run_event *ev, void *arg);
 
+/* One audited upstream call. */
+struct store_audit {
+	int64_t time_ms; /* Unix milliseconds */
+	int64_t uid, pid;
+	const char *comm;   /* the peer's process name */
+	const char *method; /* protocol method */
+	int64_t status;     /* HTTP status, 0 for a transport failure */
+	int64_t duration_ms;
+};
+typedef int (*store_audit_cb)(const struct store_audit *a, void *arg);
+
 /*
  * Opens (creating it 0600 if absent, and tightening a wider mode to 0600)
  * the database at path, checks it with PRAGMA quick_check, switches it to
@@ -263,5 +274,17 @@ int store_run_status(struct store *st, int64_t run_id, bool *ret_terminal);
  */
 int store_prune(struct store *st, const struct store_retention *r, int64_t now,
     size_t max_rows);
+
+/*
+ * Audit log of upstream calls. store_audit_add records one row (batch
+ * several with store_begin_batch). store_audit_list calls cb for the newest
+ * rows first, of uid (< 0 = every uid) at or after since_ms, at most limit
+ * (0 = no limit); returns the count or -errno. store_audit_prune keeps the
+ * newest keep rows and drops those older than before_ms.
+ */
+int store_audit_add(struct store *st, const struct store_audit *a);
+int store_audit_list(struct store *st, int64_t uid, int64_t since_ms,
+    size_t limit, store_audit_cb cb, void *arg);
+int store_audit_prune(struct store *st, int64_t keep, int64_t before_ms);
 
 #endif

@@ -441,7 +441,9 @@ int
 upstream_start(struct upstream *up, const struct up_opts *o,
     struct up_req **ret)
 {
-	const char *key = o->url != NULL ? NULL : up->key(up->key_arg);
+	const char *key = o->url != NULL ? NULL :
+	    o->key != NULL		  ? o->key :
+					    up->key(up->key_arg);
 	struct up_req *req;
 	size_t ulen;
 	int r = -ENOMEM;

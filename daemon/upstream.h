@@ -56,6 +56,8 @@ struct up_opts {
 			       * never retried */
 	const char *body;     /* JSON, or NULL */
 	const char *idem_key; /* Idempotency-Key, or NULL */
+	const char *key;      /* a key to use instead of the daemon's (to
+			       * validate a new one), or NULL */
 	up_done_cb done;
 	up_data_cb data;      /* non-NULL: a streaming request */
 	void *arg;
