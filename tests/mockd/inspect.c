@@ -11,6 +11,7 @@
  *   GET|POST /__mock/config
  *   POST   /__mock/reset
  *   GET    /__mock/health
+ *   POST   /__mock/deliver   (deliver.c)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "deliver.h"
 #include "http.h"
 #include "inspect.h"
 #include "json.h"
@@ -460,5 +462,7 @@ inspect_handle(struct mreq *req, struct mresp *resp)
 	}
 	if (strcmp(p, "health") == 0)
 		return ok(resp);
+	if (strcmp(p, "deliver") == 0 && strcmp(m, "POST") == 0)
+		return deliver_handle(req, resp);
 	return http_resp_noroute(resp);
 }

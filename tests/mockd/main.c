@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "deliver.h"
 #include "http.h"
 #include "inspect.h"
 #include "store.h"
@@ -185,6 +186,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "m8tes-mockd: out of memory\n");
 		return 1;
 	}
+	r = deliver_init();
+	if (r < 0) {
+		fprintf(stderr, "m8tes-mockd: webhook signer: %s\n",
+		    r == -EPROTO ? "test vectors do not match" : strerror(-r));
+		return 1;
+	}
 	d = http_start(host, port, &bound);
 	if (d == NULL) {
 		fprintf(stderr, "m8tes-mockd: cannot listen on %s: %s\n",
@@ -220,5 +227,6 @@ main(int argc, char **argv)
 	store_done();
 	inspect_done();
 	store_unlock();
+	deliver_done();
 	return 0;
 }
