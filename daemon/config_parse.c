@@ -1,0 +1,916 @@
+/*
+ * SPDX-License-Identifier: MIT
+ *
+ * The text of m8tesd.conf: lines, comments, quoting, [peer NAME] sections,
+ * and the check of every value, shared with the command line through
+ * config_set. Messages say "FILE:LINE: what is wrong" and never repeat a
+ * webhook secret. Method globs are checked against the method table, so a
+ * misspelt pattern is an error instead of a rule that silently matches
+ * nothing. No logging.
+ */
+#include <errno.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+
+#include "config.h"
+#include "config_int.h"
+#include "methods.h"
+
+#define SUN_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
+#define SHOW "%.64s" /* how much of a bad value a message repeats */
+
+/* Keys of a [peer] section. */
+enum pkey {
+	PK_MATCH_UID,
+	PK_MATCH_GID,
+	PK_MATCH_USER,
+	PK_ALLOW,
+	PK_DENY,
+	PK_TENANT,
+	PK_MAX_CONNECTIONS,
+	PK_RATE,
+	PK_BURST,
+	PK_ADMIN,
+	PK_N
+};
+
+static const char *const pkeys[PK_N] = {
+    [PK_MATCH_UID] = "match_uid",
+    [PK_MATCH_GID] = "match_gid",
+    [PK_MATCH_USER] = "match_user",
+    [PK_ALLOW] = "allow",
+    [PK_DENY] = "deny",
+    [PK_TENANT] = "tenant",
+    [PK_MAX_CONNECTIONS] = "max_connections",
+    [PK_RATE] = "rate",
+    [PK_BURST] = "burst",
+    [PK_ADMIN] = "admin",
+};
+
+/* The parser's place and where each key was first given. */
+struct pstate {
+	const char *filename; /* NULL: messages name no place (command line) */
+	unsigned line;
+	char *err;
+	size_t errlen;
+	unsigned keyline[CONFIG_NKEYS];
+	struct config_peer *peer; /* the section being read, or NULL */
+	unsigned pkeyline[PK_N];
+};
+
+static int fail(struct pstate *ps, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int nomem(struct pstate *ps);
+static int find_key(const char *name, bool dashes);
+static int find_pkey(const char *name);
+static size_t distance(const char *a, const char *b);
+static void suggest(const char *name, char *buf, size_t len);
+static bool has_ctl(const char *s, bool tab_ok);
+static int
+parse_uint(const char *s, unsigned long long hi, unsigned long long *ret);
+static int parse_decimal(const char *s, double *ret);
+static int parse_bool(const char *s, bool *ret);
+static bool valid_name(const char *s);
+static int set_value(struct pstate *ps, struct config *c, enum config_key k,
+    const char *shown, const char *v);
+static int check_glob(struct pstate *ps, const char *key, const char *g);
+static int
+set_globs(struct pstate *ps, char ***v, size_t *n, const char *key, char *text);
+static int set_peer_value(struct pstate *ps, enum pkey k, char *v);
+static int begin_peer(struct pstate *ps, struct config *c, char *p);
+static int end_peer(struct pstate *ps);
+static int read_value(struct pstate *ps, char *p, char **ret);
+static int parse_line(struct pstate *ps, struct config *c, char *p);
+static int check_pairs(struct pstate *ps, const struct config *c);
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static int
+fail(struct pstate *ps, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n = 0;
+	int k;
+
+	if (ps->errlen == 0)
+		return -EINVAL;
+	ps->err[0] = '\0';
+	if (ps->filename != NULL) {
+		k = snprintf(ps->err, ps->errlen, "%s:%u: ", ps->filename,
+		    ps->line);
+		if (k > 0)
+			n = (size_t)k < ps->errlen ? (size_t)k : ps->errlen - 1;
+	}
+	va_start(ap, fmt);
+	(void)vsnprintf(ps->err + n, ps->errlen - n, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static int
+nomem(struct pstate *ps)
+{
+	if (ps->errlen > 0)
+		(void)snprintf(ps->err, ps->errlen, "out of memory");
+	return -ENOMEM;
+}
+
+/* The key called name, or -1; dashes lets '-' stand for '_'. */
+static int
+find_key(const char *name, bool dashes)
+{
+	char norm[64];
+	size_t n = strlen(name);
+
+	if (n >= sizeof(norm))
+		return -1;
+	for (size_t i = 0; i <= n; i++)
+		norm[i] = dashes && name[i] == '-' ? '_' : name[i];
+	for (int k = 0; k < CONFIG_PEERS; k++)
+		if (strcmp(config_keys[k].name, norm) == 0)
+			return k;
+	return -1;
+}
+
+static int
+find_pkey(const char *name)
+{
+	for (int k = 0; k < PK_N; k++)
+		if (strcmp(pkeys[k], name) == 0)
+			return k;
+	return -1;
+}
+
+/* Edit distance, for "did you mean" (short key names only). */
+static size_t
+distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), prev[64], cur[64];
+
+	if (la >= 64 || lb >= 64)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+
+			cur[j] = sub < del ? sub : del;
+			if (ins < cur[j])
+				cur[j] = ins;
+		}
+		memcpy(prev, cur, (lb + 1) * sizeof(prev[0]));
+	}
+	return prev[lb];
+}
+
+/* Writes " (did you mean \"x\"?)" for a near miss, else "". */
+static void
+suggest(const char *name, char *buf, size_t len)
+{
+	const char *best = NULL;
+	size_t bestd = 3, d;
+
+	buf[0] = '\0';
+	for (int k = 0; k < CONFIG_PEERS + PK_N; k++) {
+		const char *cand = k < CONFIG_PEERS ? config_keys[k].name
+		                                    : pkeys[k - CONFIG_PEERS];
+		char norm[64];
+		size_t n = strlen(name);
+
+		if (n >= sizeof(norm))
+			return;
+		for (size_t i = 0; i <= n; i++)
+			norm[i] = name[i] == '-' ? '_' : name[i];
+		d = distance(norm, cand);
+		if (d < bestd && d < strlen(cand)) {
+			bestd = d;
+			best = cand;
+		}
+	}
+	if (best != NULL)
+		(void)snprintf(buf, len, " (did you mean \"%s\"?)", best);
+}
+
+static bool
+has_ctl(const char *s, bool tab_ok)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if ((*p < 0x20 && !(tab_ok && *p == '\t')) || *p == 0x7f)
+			return true;
+	return false;
+}
+
+static int
+parse_uint(const char *s, unsigned long long hi, unsigned long long *ret)
+{
+	unsigned long long v = 0;
+
+	if (*s == '\0')
+		return -EINVAL;
+	for (; *s; s++) {
+		unsigned d = (unsigned)(*s - '0');
+
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		if (d > hi || v > (hi - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*ret = v;
+	return 0;
+}
+
+/* Plain decimal only: strtod's hex, "inf" and "nan" are not wanted. */
+static int
+parse_decimal(const char *s, double *ret)
+{
+	const char *p = s;
+	char *end;
+	double d;
+
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (p == s)
+		return -EINVAL;
+	if (*p == '.') {
+		const char *q = ++p;
+
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (p == q)
+			return -EINVAL;
+	}
+	if (*p != '\0' || p - s > 32)
+		return -EINVAL;
+	errno = 0;
+	d = strtod(s, &end);
+	if (errno != 0 || *end != '\0')
+		return -EINVAL;
+	*ret = d;
+	return 0;
+}
+
+static int
+parse_bool(const char *s, bool *ret)
+{
+	static const char *const yes[] = {"true", "yes", "on", "1"};
+	static const char *const no[] = {"false", "no", "off", "0"};
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*ret = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*ret = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* A user or group name: printable, no blanks, ':' or '/', no leading '-'. */
+static bool
+valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > CONFIG_MAX_NAME || s[0] == '-')
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p <= ' ' || *p == 0x7f || *p == ':' || *p == '/')
+			return false;
+	return true;
+}
+
+/* ---- values ------------------------------------------------------------ */
+
+/* Checks v for key k and stores it; shown is the key's name in messages. */
+static int
+set_value(struct pstate *ps, struct config *c, enum config_key k,
+    const char *shown, const char *v)
+{
+	const struct config_keydef *kd = &config_keys[k];
+	unsigned long long u;
+	double d;
+	char **s;
+	bool b;
+
+	if (*v == '\0')
+		return fail(ps, "%s needs a value", shown);
+	if (kd->type == CONFIG_V_SECRET) {
+		/* Never repeated in messages: it is a secret. */
+		if (has_ctl(v, false) || strlen(v) > CONFIG_MAX_SECRET)
+			return fail(ps,
+			    "bad value for %s: want at most %d printable bytes",
+			    shown, CONFIG_MAX_SECRET);
+		if (c->nwebhook_secrets >= CONFIG_MAX_SECRETS)
+			return fail(ps, "more than %d %s values",
+			    CONFIG_MAX_SECRETS, shown);
+		if (config_list_push(&c->webhook_secrets, &c->nwebhook_secrets,
+		        v) < 0)
+			return nomem(ps);
+		return 0;
+	}
+	if (has_ctl(v, false))
+		return fail(ps, "bad value for %s: control character", shown);
+	switch (kd->type) {
+	case CONFIG_V_SOCKPATH:
+		if (strlen(v) >= SUN_PATH_MAX)
+			return fail(ps,
+			    "bad value \"" SHOW "\" for %s: a socket path must "
+			    "be shorter than %zu bytes",
+			    v, shown, SUN_PATH_MAX);
+		break;
+	case CONFIG_V_PATH:
+		if (strlen(v) >= PATH_MAX)
+			return fail(ps, "bad value for %s: path too long",
+			    shown);
+		break;
+	case CONFIG_V_URL:
+		if ((strncmp(v, "http://", 7) != 0 || v[7] == '\0') &&
+		    (strncmp(v, "https://", 8) != 0 || v[8] == '\0'))
+			return fail(ps,
+			    "bad value \"" SHOW "\" for %s: want an http:// or "
+			    "https:// URL",
+			    v, shown);
+		if (strpbrk(v, " \t") != NULL)
+			return fail(ps,
+			    "bad value \"" SHOW "\" for %s: blank in a URL", v,
+			    shown);
+		break;
+	case CONFIG_V_LISTEN: {
+		const char *colon = strrchr(v, ':');
+
+		/* An empty ADDRESS (":8080") means every address. */
+		if (colon == NULL || strpbrk(v, " \t") != NULL ||
+		    parse_uint(colon + 1, 65535, &u) < 0)
+			return fail(ps,
+			    "bad value \"" SHOW "\" for %s: want ADDRESS:PORT "
+			    "(port 0 to 65535)",
+			    v, shown);
+		break;
+	}
+	case CONFIG_V_GROUP:
+		if (!valid_name(v))
+			return fail(ps,
+			    "bad value \"" SHOW "\" for %s: want a group name "
+			    "or number",
+			    v, shown);
+		break;
+	case CONFIG_V_LEVEL: {
+		enum log_level l;
+
+		if (log_level_parse(v, &l) < 0)
+			return fail(ps,
+			    "bad value \"" SHOW "\" for %s: want error, warn, "
+			    "info or debug",
+			    v, shown);
+		c->log_level = l;
+		return 0;
+	}
+	case CONFIG_V_SECONDS:
+		if (parse_decimal(v, &d) < 0 || d < kd->lo || d > kd->hi)
+			return fail(ps,
+			    "bad value \"" SHOW "\" for %s: want seconds from "
+			    "%g to %g",
+			    v, shown, kd->lo, kd->hi);
+		*(double *)config_field(c, k) = d;
+		return 0;
+	case CONFIG_V_UINT:
+		if (parse_uint(v, (unsigned long long)kd->hi, &u) < 0 ||
+		    u < (unsigned long long)kd->lo)
+			return fail(ps,
+			    "bad value \"" SHOW
+			    "\" for %s: want a whole number "
+			    "from %.0f to %.0f",
+			    v, shown, kd->lo, kd->hi);
+		*(unsigned *)config_field(c, k) = (unsigned)u;
+		return 0;
+	case CONFIG_V_SIZE: {
+		char num[32];
+		size_t n = strlen(v);
+		unsigned long long mul = 1;
+
+		if (n > 0 && n < sizeof(num)) {
+			memcpy(num, v, n + 1);
+			switch (num[n - 1]) {
+			case 'k':
+			case 'K':
+				mul = 1024;
+				break;
+			case 'm':
+			case 'M':
+				mul = 1024 * 1024;
+				break;
+			case 'g':
+			case 'G':
+				mul = 1024 * 1024 * 1024;
+				break;
+			default:
+				break;
+			}
+			if (mul != 1)
+				num[n - 1] = '\0';
+		}
+		if (n == 0 || n >= sizeof(num) ||
+		    parse_uint(num, (unsigned long long)kd->hi / mul, &u) < 0 ||
+		    u * mul < (unsigned long long)kd->lo)
+			return fail(ps,
+			    "bad value \"" SHOW "\" for %s: want bytes from "
+			    "%.0f to %.0f (K, M and G suffixes allowed)",
+			    v, shown, kd->lo, kd->hi);
+		*(size_t *)config_field(c, k) = (size_t)(u * mul);
+		return 0;
+	}
+	case CONFIG_V_MODE:
+		u = 0;
+		for (const char *p = v; *p; p++) {
+			if (*p < '0' || *p > '7' || u > 0777) {
+				u = ~0ull;
+				break;
+			}
+			u = u * 8 + (unsigned)(*p - '0');
+		}
+		if (u > 0777)
+			return fail(ps,
+			    "bad value \"" SHOW "\" for %s: want an octal mode "
+			    "such as 0660",
+			    v, shown);
+		*(unsigned *)config_field(c, k) = (unsigned)u;
+		return 0;
+	case CONFIG_V_BOOL:
+	default:
+		if (parse_bool(v, &b) < 0)
+			return fail(ps,
+			    "bad value \"" SHOW "\" for %s: want true or false",
+			    v, shown);
+		*(bool *)config_field(c, k) = b;
+		return 0;
+	}
+	s = config_field(c, k);
+	free(*s);
+	*s = strdup(v);
+	if (*s == NULL)
+		return nomem(ps);
+	return 0;
+}
+
+/* A method glob: method-name characters and ?*[]!-, matching some method. */
+static int
+check_glob(struct pstate *ps, const char *key, const char *g)
+{
+	size_t n = strlen(g);
+
+	if (n > CONFIG_MAX_GLOB ||
+	    strspn(g,
+	        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	        "0123456789_.*?[]!-") != n)
+		return fail(ps,
+		    "bad pattern \"" SHOW "\" in %s: want method names or "
+		    "globs (such as runs.*) separated by blanks",
+		    g, key);
+	if (methods_init() < 0)
+		return fail(ps, "the method table is broken");
+	for (size_t i = 0; i < methods_count(); i++)
+		if (fnmatch(g, methods_at(i)->name, 0) == 0)
+			return 0;
+	return fail(ps, "pattern \"" SHOW "\" in %s matches no method", g, key);
+}
+
+/* Appends the blank-separated globs of text to *v. */
+static int
+set_globs(struct pstate *ps, char ***v, size_t *n, const char *key, char *text)
+{
+	struct config_peer *pe = ps->peer;
+	char *p = text, *g;
+	int r;
+
+	for (;;) {
+		p += strspn(p, " \t");
+		if (*p == '\0')
+			break;
+		g = p;
+		p += strcspn(p, " \t");
+		if (*p != '\0')
+			*p++ = '\0';
+		if ((r = check_glob(ps, key, g)) < 0)
+			return r;
+		if (pe->nallow + pe->ndeny >= CONFIG_MAX_GLOBS)
+			return fail(ps, "more than %d patterns in [peer %s]",
+			    CONFIG_MAX_GLOBS, pe->name);
+		if (config_list_push(v, n, g) < 0)
+			return nomem(ps);
+	}
+	return 0;
+}
+
+static int
+set_peer_value(struct pstate *ps, enum pkey k, char *v)
+{
+	struct config_peer *pe = ps->peer;
+	const char *key = pkeys[k];
+	unsigned long long u;
+	double d;
+
+	if (*v == '\0')
+		return fail(ps, "%s needs a value", key);
+	if (has_ctl(v, k == PK_ALLOW || k == PK_DENY))
+		return fail(ps, "bad value for %s: control character", key);
+	if (k == PK_MATCH_UID || k == PK_MATCH_GID || k == PK_MATCH_USER) {
+		for (int m = PK_MATCH_UID; m <= PK_MATCH_USER; m++)
+			if (ps->pkeyline[m] != 0 && m != (int)k)
+				return fail(ps,
+				    "[peer %s] already matches by %s (line "
+				    "%u); "
+				    "give one of match_uid, match_gid, "
+				    "match_user",
+				    pe->name, pkeys[m], ps->pkeyline[m]);
+	}
+	switch (k) {
+	case PK_MATCH_UID:
+	case PK_MATCH_GID:
+		if (parse_uint(v, 4294967294ull, &u) < 0)
+			return fail(ps,
+			    "bad value \"" SHOW "\" for %s: want a number (use "
+			    "match_user for a name)",
+			    v, key);
+		pe->match =
+		    k == PK_MATCH_UID ? CONFIG_MATCH_UID : CONFIG_MATCH_GID;
+		if (k == PK_MATCH_UID)
+			pe->uid = (uid_t)u;
+		else
+			pe->gid = (gid_t)u;
+		return 0;
+	case PK_MATCH_USER:
+		if (!valid_name(v))
+			return fail(ps,
+			    "bad value \"" SHOW "\" for %s: want a user name",
+			    v, key);
+		pe->match = CONFIG_MATCH_USER;
+		pe->user = strdup(v);
+		return pe->user == NULL ? nomem(ps) : 0;
+	case PK_ALLOW:
+		return set_globs(ps, &pe->allow, &pe->nallow, key, v);
+	case PK_DENY:
+		return set_globs(ps, &pe->deny, &pe->ndeny, key, v);
+	case PK_TENANT:
+		if (strlen(v) > CONFIG_MAX_NAME || strchr(v, '/') != NULL ||
+		    strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
+			return fail(ps,
+			    "bad value \"" SHOW
+			    "\" for %s: want a user_id of at "
+			    "most %d bytes, without '/'",
+			    v, key, CONFIG_MAX_NAME);
+		pe->tenant = strdup(v);
+		return pe->tenant == NULL ? nomem(ps) : 0;
+	case PK_MAX_CONNECTIONS:
+		if (parse_uint(v, 1048576, &u) < 0)
+			return fail(ps,
+			    "bad value \"" SHOW
+			    "\" for %s: want a whole number "
+			    "from 0 to 1048576",
+			    v, key);
+		pe->max_connections = (unsigned)u;
+		return 0;
+	case PK_RATE:
+		if (parse_decimal(v, &d) < 0 || d > 1e6)
+			return fail(ps,
+			    "bad value \"" SHOW "\" for %s: want requests per "
+			    "second from 0 to 1000000",
+			    v, key);
+		pe->rate = d;
+		return 0;
+	case PK_BURST:
+		if (parse_uint(v, 1000000, &u) < 0 || u == 0)
+			return fail(ps,
+			    "bad value \"" SHOW
+			    "\" for %s: want a whole number "
+			    "from 1 to 1000000",
+			    v, key);
+		pe->burst = (unsigned)u;
+		return 0;
+	case PK_ADMIN:
+	default:
+		if (parse_bool(v, &pe->admin) < 0)
+			return fail(ps,
+			    "bad value \"" SHOW "\" for %s: want true or false",
+			    v, key);
+		return 0;
+	}
+}
+
+/* ---- lines ------------------------------------------------------------- */
+
+/* "[peer NAME]" at p (just after the '['): opens a new section. */
+static int
+begin_peer(struct pstate *ps, struct config *c, char *p)
+{
+	struct config_peer *np;
+	char *kind, *name, *end;
+	int r;
+
+	if ((r = end_peer(ps)) < 0)
+		return r;
+	p += strspn(p, " \t");
+	kind = p;
+	p += strcspn(p, " \t]");
+	end = p;
+	p += strspn(p, " \t");
+	name = p;
+	p += strcspn(p, " \t]");
+	if (p == name || end - kind != 4 || strncmp(kind, "peer", 4) != 0) {
+		*end = '\0';
+		if (strncmp(kind, "peer", 4) != 0 || end - kind != 4)
+			return fail(ps,
+			    "unknown section \"[" SHOW "]\": want [peer NAME]",
+			    kind);
+		return fail(ps, "[peer] needs a NAME: want [peer NAME]");
+	}
+	end = p;
+	p += strspn(p, " \t");
+	if (*p != ']')
+		return fail(ps, "bad section header: want [peer NAME]");
+	p++;
+	p += strspn(p, " \t");
+	if (*p != '\0' && *p != '#')
+		return fail(ps, "text after the section header");
+	*end = '\0';
+	if (strlen(name) > 64 ||
+	    strspn(name,
+	        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	        "0123456789_.@-") != strlen(name))
+		return fail(ps,
+		    "bad section name \"" SHOW "\": want letters, digits and "
+		    "_.@- (at most 64)",
+		    name);
+	for (size_t i = 0; i < c->npeers; i++)
+		if (strcmp(c->peers[i].name, name) == 0)
+			return fail(ps,
+			    "[peer %s] is already defined on line %u", name,
+			    c->peers[i].line);
+	if (c->npeers >= CONFIG_MAX_PEERS)
+		return fail(ps, "more than %d [peer] sections",
+		    CONFIG_MAX_PEERS);
+	np = realloc(c->peers, (c->npeers + 1) * sizeof(*np));
+	if (np == NULL)
+		return nomem(ps);
+	c->peers = np;
+	memset(&np[c->npeers], 0, sizeof(np[0]));
+	np[c->npeers].line = ps->line;
+	np[c->npeers].name = strdup(name);
+	if (np[c->npeers].name == NULL)
+		return nomem(ps);
+	ps->peer = &np[c->npeers++];
+	memset(ps->pkeyline, 0, sizeof(ps->pkeyline));
+	c->set |= CONFIG_BIT(CONFIG_PEERS);
+	return 0;
+}
+
+/* Closes the section being read: it must match someone; fills burst. */
+static int
+end_peer(struct pstate *ps)
+{
+	struct config_peer *pe = ps->peer;
+	unsigned line = ps->line;
+
+	if (pe == NULL)
+		return 0;
+	ps->peer = NULL;
+	if (ps->pkeyline[PK_MATCH_UID] == 0 &&
+	    ps->pkeyline[PK_MATCH_GID] == 0 &&
+	    ps->pkeyline[PK_MATCH_USER] == 0) {
+		ps->line = pe->line;
+		return fail(ps,
+		    "[peer %s] needs one of match_uid, match_gid, match_user",
+		    pe->name);
+	}
+	if (ps->pkeyline[PK_BURST] != 0 && pe->rate == 0) {
+		ps->line = ps->pkeyline[PK_BURST];
+		return fail(ps, "burst in [peer %s] needs a rate above 0",
+		    pe->name);
+	}
+	if (pe->rate > 0 && pe->burst == 0) {
+		/* One second's worth of requests, at least one. */
+		pe->burst = (unsigned)pe->rate;
+		if ((double)pe->burst < pe->rate)
+			pe->burst++;
+		if (pe->burst == 0)
+			pe->burst = 1;
+	}
+	if (pe->rate == 0)
+		pe->burst = 0;
+	ps->line = line;
+	return 0;
+}
+
+/*
+ * The value after '=' at p: quoted ("..." with \" and \\) or bare (blanks
+ * trimmed, a '#' after a blank starts a comment). Unescapes in place.
+ */
+static int
+read_value(struct pstate *ps, char *p, char **ret)
+{
+	char *out, *start;
+
+	p += strspn(p, " \t");
+	if (*p != '"') {
+		start = p;
+		for (; *p != '\0'; p++) {
+			if (*p == '#' &&
+			    (p == start || p[-1] == ' ' || p[-1] == '\t'))
+				break;
+		}
+		while (p > start && (p[-1] == ' ' || p[-1] == '\t'))
+			p--;
+		*p = '\0';
+		*ret = start;
+		return 0;
+	}
+	start = out = ++p;
+	for (;;) {
+		if (*p == '\0')
+			return fail(ps, "unterminated quoted value");
+		if (*p == '"')
+			break;
+		if (*p == '\\') {
+			if (p[1] != '"' && p[1] != '\\')
+				return fail(ps,
+				    "unknown escape in a quoted value (only "
+				    "\\\" "
+				    "and \\\\)");
+			p++;
+		}
+		*out++ = *p++;
+	}
+	p++;
+	p += strspn(p, " \t");
+	if (*p != '\0' && *p != '#')
+		return fail(ps, "text after the closing quote");
+	*out = '\0';
+	*ret = start;
+	return 0;
+}
+
+static int
+parse_line(struct pstate *ps, struct config *c, char *p)
+{
+	char name[64], hint[64], *v;
+	size_t n;
+	int k, r;
+
+	p += strspn(p, " \t");
+	if (*p == '\0' || *p == '#')
+		return 0;
+	if (*p == '[')
+		return begin_peer(ps, c, p + 1);
+	n = strspn(p,
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789_-");
+	if (n == 0)
+		return fail(ps, "expected \"key = value\"");
+	if (n >= sizeof(name))
+		return fail(ps, "unknown key \"%.32s...\"", p);
+	memcpy(name, p, n);
+	name[n] = '\0';
+	p += n;
+	p += strspn(p, " \t");
+	if (*p != '=')
+		return fail(ps, "expected \"=\" after \"%s\"", name);
+	if ((r = read_value(ps, p + 1, &v)) < 0)
+		return r;
+
+	if (ps->peer != NULL) {
+		k = find_pkey(name);
+		if (k >= 0) {
+			if (ps->pkeyline[k] != 0 && k != PK_ALLOW &&
+			    k != PK_DENY)
+				return fail(ps,
+				    "%s is already set in [peer %s] on line %u",
+				    name, ps->peer->name, ps->pkeyline[k]);
+			ps->pkeyline[k] = ps->line;
+			return set_peer_value(ps, (enum pkey)k, v);
+		}
+		if (find_key(name, false) >= 0)
+			return fail(ps,
+			    "key \"%s\" belongs before the first [peer] "
+			    "section",
+			    name);
+	} else {
+		if (find_pkey(name) >= 0 && find_key(name, false) < 0)
+			return fail(ps,
+			    "key \"%s\" is only valid in a [peer NAME] section",
+			    name);
+	}
+	k = find_key(name, false);
+	if (k < 0) {
+		suggest(name, hint, sizeof(hint));
+		return fail(ps, "unknown key \"%s\"%s", name, hint);
+	}
+	if (ps->keyline[k] != 0 && k != CONFIG_WEBHOOK_SECRET)
+		return fail(ps, "%s is already set on line %u", name,
+		    ps->keyline[k]);
+	ps->keyline[k] = ps->line;
+	if ((r = set_value(ps, c, (enum config_key)k, name, v)) < 0)
+		return r;
+	c->set |= CONFIG_BIT(k);
+	return 0;
+}
+
+/* Keys that only make sense together, named at the line of the one given. */
+static int
+check_pairs(struct pstate *ps, const struct config *c)
+{
+	enum config_key given, missing;
+
+	if (config_check_pairs(c, &given, &missing) == 0)
+		return 0;
+	ps->line = ps->keyline[given];
+	if (ps->line == 0)
+		ps->filename = NULL;
+	return fail(ps, "%s needs %s as well", config_keys[given].name,
+	    config_keys[missing].name);
+}
+
+/* ---- API --------------------------------------------------------------- */
+
+int
+config_parse(const char *text, size_t len, const char *filename,
+    struct config *ret, char *err, size_t errlen)
+{
+	struct pstate ps = {
+	    .filename = filename != NULL ? filename : "config",
+	    .err = err,
+	    .errlen = errlen,
+	};
+	char line[CONFIG_MAX_LINE + 1];
+	struct config c;
+	const char *p = text, *end = text + len, *nl;
+	size_t n;
+	int r = 0;
+
+	config_init(&c);
+	while (p < end) {
+		ps.line++;
+		nl = memchr(p, '\n', (size_t)(end - p));
+		n = (size_t)((nl != NULL ? nl : end) - p);
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		if (n > CONFIG_MAX_LINE) {
+			r = fail(&ps, "line longer than %d bytes",
+			    CONFIG_MAX_LINE);
+			goto out_free;
+		}
+		if (memchr(p, '\0', n) != NULL) {
+			r = fail(&ps, "NUL byte in the line");
+			goto out_free;
+		}
+		memcpy(line, p, n);
+		line[n] = '\0';
+		r = parse_line(&ps, &c, line);
+		explicit_bzero(line, n);
+		if (r < 0)
+			goto out_free;
+		p = nl != NULL ? nl + 1 : end;
+	}
+	if ((r = end_peer(&ps)) < 0 || (r = check_pairs(&ps, &c)) < 0)
+		goto out_free;
+	*ret = c;
+	return 0;
+
+out_free:
+	config_done(&c);
+	return r;
+}
+
+int
+config_set(struct config *c, const char *key, const char *value, char *err,
+    size_t errlen)
+{
+	struct pstate ps = {.err = err, .errlen = errlen};
+	char hint[64];
+	int k, r;
+
+	k = find_key(key, true);
+	if (k < 0) {
+		if (find_pkey(key) >= 0)
+			return fail(&ps,
+			    "key \"%s\" is only valid in a [peer NAME] section",
+			    key);
+		suggest(key, hint, sizeof(hint));
+		return fail(&ps, "unknown key \"%s\"%s", key, hint);
+	}
+	if ((r = set_value(&ps, c, (enum config_key)k, key, value)) < 0)
+		return r;
+	c->set |= CONFIG_BIT(k);
+	return 0;
+}
