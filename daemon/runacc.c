@@ -7,7 +7,6 @@
  * counted; runacc_result() parses them back. Members of an event are read
  * as Python reads a dict built from its JSON: the last duplicate wins.
  */
-#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>

@@ -20,12 +20,14 @@
 struct cJSON;
 struct runacc_tool;
 
-#define RUNACC_MAX_TEXT (16u * 1024 * 1024)      /* bytes of text */
-#define RUNACC_MAX_REASONING (16u * 1024 * 1024) /* bytes of reasoning */
-#define RUNACC_MAX_PLAN (4u * 1024 * 1024)       /* bytes of plan */
-#define RUNACC_MAX_TOOLS 1024                    /* distinct tool calls */
+#define RUNACC_MAX_TEXT ((size_t)16 * 1024 * 1024) /* bytes of text */
+#define RUNACC_MAX_REASONING                                                   \
+	((size_t)16 * 1024 * 1024)                /* bytes of reasoning        \
+	                                           */
+#define RUNACC_MAX_PLAN ((size_t)4 * 1024 * 1024) /* bytes of plan */
+#define RUNACC_MAX_TOOLS 1024                     /* distinct tool calls */
 /* Bytes of all tool calls' ids, names, arguments, results and todos. */
-#define RUNACC_MAX_TOOL_BYTES (64u * 1024 * 1024)
+#define RUNACC_MAX_TOOL_BYTES ((size_t)64 * 1024 * 1024)
 #define RUNACC_MAX_ERRORS 256     /* entries of errors */
 #define RUNACC_MAX_ERROR_LEN 4096 /* bytes of one error; longer is cut */
 

@@ -30,7 +30,7 @@ enum {
 
 #define SSE_BUF_MIN 256
 /* A frame buffer grown past this is freed after its frame. */
-#define SSE_BUF_KEEP (64 * 1024)
+#define SSE_BUF_KEEP ((size_t)64 * 1024)
 /* Some cJSON 1.7 releases read at most 63 characters of a number. */
 #define SSE_MAX_NUMBER 63
 
@@ -81,82 +81,86 @@ sse_done(struct sse_parser *p)
 	p->cap = 0;
 }
 
+/* The "data:" prefix, one byte at a time; c is not a line end. */
+static int
+feed_prefix(struct sse_parser *p, uint8_t c)
+{
+	if (c != (uint8_t)sse_data_prefix[p->prefix]) {
+		p->state = SSE_ST_IGNORE;
+		return 0;
+	}
+	if (++p->prefix < sizeof(sse_data_prefix) - 1)
+		return 0;
+	p->state = SSE_ST_SPACE;
+	/* A data line: joined to the previous one with \n. */
+	if (!p->have_data) {
+		p->have_data = true;
+		return 0;
+	}
+	return frame_append(p, "\n", 1);
+}
+
+/*
+ * Consumes the start of buf[0..len) (len > 0): one byte, or the rest of a
+ * line's value up to its end. *ret_used is how much (0 when only the
+ * state changed).
+ */
+static int
+feed_some(struct sse_parser *p, const uint8_t *buf, size_t len, sse_event_cb cb,
+    void *arg, size_t *ret_used)
+{
+	uint8_t c = buf[0];
+	bool after_cr = p->cr;
+	size_t j;
+
+	*ret_used = 1;
+	p->cr = false;
+	if (c == '\n' && after_cr)
+		return 0;
+	if (c == '\n' || c == '\r') {
+		p->cr = c == '\r';
+		return line_end(p, cb, arg);
+	}
+	switch (p->state) {
+	case SSE_ST_PREFIX:
+		return feed_prefix(p, c);
+	case SSE_ST_SPACE:
+		/* The value starts at the first byte not a space. */
+		if (c != ' ') {
+			p->state = SSE_ST_DATA;
+			*ret_used = 0;
+		}
+		return 0;
+	default:
+		for (j = 1; j < len && buf[j] != '\n' && buf[j] != '\r'; j++)
+			continue;
+		*ret_used = j;
+		if (p->state != SSE_ST_DATA)
+			return 0;
+		return frame_append(p, (const char *)buf, j);
+	}
+}
+
 int
 sse_feed(struct sse_parser *p, const uint8_t *buf, size_t len, sse_event_cb cb,
     void *arg)
 {
-	size_t i = 0, j;
-	int r = 0;
+	size_t i = 0, used;
+	int r;
 
 	assert(!p->busy);
 	assert(buf != NULL || len == 0);
 	if (p->error < 0)
 		return p->error;
 	while (i < len) {
-		uint8_t c = buf[i];
-
-		if (p->cr) {
-			p->cr = false;
-			if (c == '\n') {
-				i++;
-				continue;
-			}
+		r = feed_some(p, buf + i, len - i, cb, arg, &used);
+		if (r < 0) {
+			p->error = r;
+			return r;
 		}
-		if (c == '\n' || c == '\r') {
-			p->cr = c == '\r';
-			i++;
-			r = line_end(p, cb, arg);
-			if (r < 0)
-				goto fail;
-			continue;
-		}
-		switch (p->state) {
-		case SSE_ST_PREFIX:
-			i++;
-			if (c != (uint8_t)sse_data_prefix[p->prefix]) {
-				p->state = SSE_ST_IGNORE;
-				break;
-			}
-			if (++p->prefix < sizeof(sse_data_prefix) - 1)
-				break;
-			/* A data line: joined to the previous one with \n. */
-			if (p->have_data) {
-				r = frame_append(p, "\n", 1);
-				if (r < 0)
-					goto fail;
-			}
-			p->have_data = true;
-			p->state = SSE_ST_SPACE;
-			break;
-		case SSE_ST_SPACE:
-			/* The value starts at the first byte not a space. */
-			if (c == ' ')
-				i++;
-			else
-				p->state = SSE_ST_DATA;
-			break;
-		case SSE_ST_DATA:
-		case SSE_ST_IGNORE:
-			for (j = i; j < len && buf[j] != '\n' && buf[j] != '\r';
-			     j++)
-				continue;
-			if (p->state == SSE_ST_DATA) {
-				r = frame_append(p, (const char *)buf + i,
-				    j - i);
-				if (r < 0)
-					goto fail;
-			}
-			i = j;
-			break;
-		default:
-			assert(!"bad sse state");
-		}
+		i += used;
 	}
 	return 0;
-
-fail:
-	p->error = r;
-	return r;
 }
 
 int
@@ -275,6 +279,60 @@ add_const(cJSON *obj, const char *key, cJSON *item)
 	return 0;
 }
 
+/* The event of a "data: [DONE]" frame; NULL on OOM. */
+static cJSON *
+done_event(void)
+{
+	cJSON *json = cJSON_CreateObject();
+
+	if (json != NULL &&
+	    add_const(json, "type", cJSON_CreateStringReference("done")) < 0) {
+		cJSON_Delete(json);
+		json = NULL;
+	}
+	return json;
+}
+
+/*
+ * Parses a JSON payload into *ret_json, the normalised event, or NULL when
+ * the frame is skipped or dropped (and counted). Returns 0 or -ENOMEM.
+ */
+static int
+frame_json(struct sse_parser *p, const char *s, size_t n, cJSON **ret_json,
+    unsigned *ret_flags)
+{
+	bool long_number;
+	cJSON *json = NULL;
+	int r;
+
+	if (!json_object_valid(s, n, &long_number)) {
+		p->stats.skipped_invalid++;
+		goto out;
+	}
+	/*
+	 * The check accepts only what cJSON parses, except long numbers in
+	 * the cJSON releases that cannot read them: NULL is OOM, or that.
+	 */
+	json = cJSON_ParseWithLengthOpts(s, n, NULL, false);
+	if (json == NULL && !long_number)
+		return -ENOMEM;
+	if (json == NULL) {
+		p->stats.skipped_invalid++;
+		goto out;
+	}
+	r = normalise(json, ret_flags);
+	if (r <= 0) {
+		cJSON_Delete(json);
+		json = NULL;
+		if (r < 0)
+			return r;
+		p->stats.dropped_system++;
+	}
+out:
+	*ret_json = json;
+	return 0;
+}
+
 /* Turns the frame's data into at most one event for cb. */
 static int
 frame_parse(struct sse_parser *p, sse_event_cb cb, void *arg)
@@ -285,7 +343,6 @@ frame_parse(struct sse_parser *p, sse_event_cb cb, void *arg)
 	size_t n = p->len;
 	cJSON *json = NULL;
 	unsigned flags = 0;
-	bool long_number;
 	int r;
 
 	r = utf8_fix(s, n, &fixed, &n);
@@ -298,43 +355,14 @@ frame_parse(struct sse_parser *p, sse_event_cb cb, void *arg)
 		goto out;
 	p->stats.frames++;
 	if (n == 6 && memcmp(s, "[DONE]", 6) == 0) {
-		json = cJSON_CreateObject();
-		if (json == NULL) {
-			r = -ENOMEM;
-			goto out;
-		}
-		r = add_const(json, "type",
-		    cJSON_CreateStringReference("done"));
-		if (r < 0)
-			goto out;
+		json = done_event();
+		r = json != NULL ? 0 : -ENOMEM;
 		flags = SSE_EVENT_DONE_BRACKET;
 	} else {
-		if (!json_object_valid(s, n, &long_number)) {
-			p->stats.skipped_invalid++;
-			goto out;
-		}
-		/*
-		 * The check accepts only what cJSON parses, except long
-		 * numbers in the cJSON releases that cannot read them: NULL
-		 * is OOM, or that.
-		 */
-		json = cJSON_ParseWithLengthOpts(s, n, NULL, false);
-		if (json == NULL && long_number) {
-			p->stats.skipped_invalid++;
-			goto out;
-		}
-		if (json == NULL) {
-			r = -ENOMEM;
-			goto out;
-		}
-		r = normalise(json, &flags);
-		if (r < 0)
-			goto out;
-		if (r == 0) {
-			p->stats.dropped_system++;
-			goto out;
-		}
+		r = frame_json(p, s, n, &json, &flags);
 	}
+	if (json == NULL)
+		goto out;
 	ev.json = json;
 	ev.type = cJSON_GetObjectItemCaseSensitive(json, "type")->valuestring;
 	ev.flags = flags;
@@ -399,44 +427,33 @@ utf8_seq(const uint8_t *s, size_t n, size_t *ret_bad)
 
 /*
  * Returns 0 with *ret NULL when s[0..n) is valid UTF-8, else 0 with *ret a
- * new NUL-terminated copy with the replacements and *ret_len its length;
- * -ENOMEM.
+ * new NUL-terminated copy with the replacements (at most 3n bytes) and
+ * *ret_len its length; -ENOMEM.
  */
 static int
 utf8_fix(const char *s, size_t n, char **ret, size_t *ret_len)
 {
-	static const char fffd[] = "\xef\xbf\xbd";
 	const uint8_t *u = (const uint8_t *)s;
-	size_t i, k, bad, out = 0;
-	bool valid = true;
+	size_t i = 0, k, bad, out = 0;
 	char *copy;
 
 	*ret = NULL;
-	for (i = 0; i < n; i += k) {
+	for (k = 1; i < n && k > 0; i += k)
 		k = utf8_seq(u + i, n - i, &bad);
-		if (k == 0) {
-			valid = false;
-			k = bad;
-			out += 3;
-		} else {
-			out += k;
-		}
-	}
-	if (valid)
+	if (k > 0)
 		return 0;
-	copy = malloc(out + 1);
+	copy = malloc(3 * n + 1);
 	if (copy == NULL)
 		return -ENOMEM;
-	out = 0;
 	for (i = 0; i < n; i += k) {
 		k = utf8_seq(u + i, n - i, &bad);
-		if (k == 0) {
-			memcpy(copy + out, fffd, 3);
-			out += 3;
-			k = bad;
-		} else {
+		if (k > 0) {
 			memcpy(copy + out, s + i, k);
 			out += k;
+		} else {
+			memcpy(copy + out, "\xef\xbf\xbd", 3);
+			out += 3;
+			k = bad;
 		}
 	}
 	copy[out] = '\0';
@@ -486,11 +503,11 @@ trim(const char **s, size_t *n)
 	const uint8_t *u = (const uint8_t *)*s;
 	size_t k;
 
-	while ((k = ws_len(u, *n, false)) > 0) {
+	for (k = ws_len(u, *n, false); k > 0; k = ws_len(u, *n, false)) {
 		u += k;
 		*n -= k;
 	}
-	while ((k = ws_len(u, *n, true)) > 0)
+	for (k = ws_len(u, *n, true); k > 0; k = ws_len(u, *n, true))
 		*n -= k;
 	*s = (const char *)u;
 }
@@ -530,96 +547,89 @@ json_hex4(const char *s, size_t n, size_t i, unsigned *ret)
 	return true;
 }
 
+/* s[*k] follows a backslash; on success *k is past the escape. */
+static bool
+json_escape(const char *s, size_t n, size_t *k)
+{
+	unsigned u, lo;
+
+	if (*k >= n)
+		return false;
+	if (s[*k] != '\0' && strchr("\"\\/bfnrt", s[*k]) != NULL) {
+		(*k)++;
+		return true;
+	}
+	if (s[*k] != 'u' || !json_hex4(s, n, *k + 1, &u))
+		return false;
+	*k += 5;
+	if (u >= 0xdc00 && u <= 0xdfff)
+		return false;
+	if (u < 0xd800 || u > 0xdbff)
+		return true;
+	/* A high surrogate: the low one must follow. */
+	if (n - *k < 6 || s[*k] != '\\' || s[*k + 1] != 'u' ||
+	    !json_hex4(s, n, *k + 2, &lo) || lo < 0xdc00 || lo > 0xdfff)
+		return false;
+	*k += 6;
+	return true;
+}
+
 /* s[*i] is the opening quote; on success *i is past the closing one. */
 static bool
 json_string(const char *s, size_t n, size_t *i)
 {
 	size_t k = *i + 1;
-	unsigned u, lo;
 	uint8_t c;
 
 	for (;;) {
 		if (k >= n)
 			return false;
-		c = (uint8_t)s[k];
+		c = (uint8_t)s[k++];
 		if (c == '"')
 			break;
 		if (c < 0x20)
 			return false;
-		if (c != '\\') {
-			k++;
-			continue;
-		}
-		if (++k >= n)
+		if (c == '\\' && !json_escape(s, n, &k))
 			return false;
-		switch (s[k]) {
-		case '"':
-		case '\\':
-		case '/':
-		case 'b':
-		case 'f':
-		case 'n':
-		case 'r':
-		case 't':
-			k++;
-			break;
-		case 'u':
-			if (!json_hex4(s, n, k + 1, &u))
-				return false;
-			k += 5;
-			if (u >= 0xdc00 && u <= 0xdfff)
-				return false;
-			if (u >= 0xd800 && u <= 0xdbff) {
-				if (n - k < 6 || s[k] != '\\' ||
-				    s[k + 1] != 'u' ||
-				    !json_hex4(s, n, k + 2, &lo) ||
-				    lo < 0xdc00 || lo > 0xdfff)
-					return false;
-				k += 6;
-			}
-			break;
-		default:
-			return false;
-		}
 	}
-	*i = k + 1;
+	*i = k;
 	return true;
 }
 
-static bool
-is_digit(char c)
+/* The end of the digits from k (k itself when there are none). */
+static size_t
+json_digits(const char *s, size_t n, size_t k)
 {
-	return c >= '0' && c <= '9';
+	while (k < n && s[k] >= '0' && s[k] <= '9')
+		k++;
+	return k;
 }
 
 static bool
 json_number(const char *s, size_t n, size_t *i, bool *ret_long)
 {
-	size_t k = *i;
+	size_t k = *i, e;
 
 	if (k < n && s[k] == '-')
 		k++;
-	if (k >= n || !is_digit(s[k]))
+	e = k < n && s[k] == '0' ? k + 1 : json_digits(s, n, k);
+	if (e == k)
 		return false;
-	if (s[k] == '0')
-		k++;
-	else
-		while (k < n && is_digit(s[k]))
-			k++;
+	k = e;
 	if (k < n && s[k] == '.') {
-		if (++k >= n || !is_digit(s[k]))
+		e = json_digits(s, n, k + 1);
+		if (e == k + 1)
 			return false;
-		while (k < n && is_digit(s[k]))
-			k++;
+		k = e;
 	}
 	if (k < n && (s[k] == 'e' || s[k] == 'E')) {
 		k++;
 		if (k < n && (s[k] == '+' || s[k] == '-'))
 			k++;
-		if (k >= n || !is_digit(s[k]))
+		e = json_digits(s, n, k);
+		if (e == k)
 			return false;
-		while (k < n && is_digit(s[k]))
-			k++;
+		k = e;
 	}
 	if (k - *i > SSE_MAX_NUMBER)
 		*ret_long = true;
@@ -648,6 +658,7 @@ json_ws(const char *s, size_t n, size_t i)
 }
 
 enum {
+	JS_FAIL = -1,   /* not valid */
 	JS_VALUE,       /* a value is next */
 	JS_AFTER_VALUE, /* a value ended */
 	JS_FIRST_KEY,   /* after '{': a key or '}' */
@@ -655,84 +666,104 @@ enum {
 	JS_FIRST_VALUE, /* after '[': a value or ']' */
 };
 
+/* The checker's state. */
+struct sse_jv {
+	const char *s;
+	size_t n;
+	size_t i;                   /* next byte */
+	size_t depth;               /* open containers */
+	bool is_obj[SSE_MAX_DEPTH]; /* per open container: object or array */
+	bool long_number;
+};
+
+/* After a value inside a container: ',' or its close. */
+static int
+jv_after_value(struct sse_jv *v)
+{
+	bool obj = v->is_obj[v->depth - 1];
+	char c;
+
+	if (v->i >= v->n)
+		return JS_FAIL;
+	c = v->s[v->i++];
+	if (c == ',')
+		return obj ? JS_KEY : JS_VALUE;
+	if (c != (obj ? '}' : ']'))
+		return JS_FAIL;
+	v->depth--;
+	return JS_AFTER_VALUE;
+}
+
+/* A key and its colon. */
+static int
+jv_key(struct sse_jv *v)
+{
+	if (v->s[v->i] != '"' || !json_string(v->s, v->n, &v->i))
+		return JS_FAIL;
+	v->i = json_ws(v->s, v->n, v->i);
+	if (v->i >= v->n || v->s[v->i] != ':')
+		return JS_FAIL;
+	v->i++;
+	return JS_VALUE;
+}
+
+/* A value: a container opens, or a whole scalar is read. */
+static int
+jv_value(struct sse_jv *v)
+{
+	char c = v->s[v->i];
+	bool ok;
+
+	if (c == '{' || c == '[') {
+		if (v->depth == SSE_MAX_DEPTH)
+			return JS_FAIL;
+		v->is_obj[v->depth++] = c == '{';
+		v->i++;
+		return c == '{' ? JS_FIRST_KEY : JS_FIRST_VALUE;
+	}
+	if (c == '"')
+		ok = json_string(v->s, v->n, &v->i);
+	else if (c == 't')
+		ok = json_word(v->s, v->n, &v->i, "true");
+	else if (c == 'f')
+		ok = json_word(v->s, v->n, &v->i, "false");
+	else if (c == 'n')
+		ok = json_word(v->s, v->n, &v->i, "null");
+	else
+		ok = json_number(v->s, v->n, &v->i, &v->long_number);
+	return ok ? JS_AFTER_VALUE : JS_FAIL;
+}
+
 static bool
 json_object_valid(const char *s, size_t n, bool *ret_long)
 {
-	bool is_obj[SSE_MAX_DEPTH]; /* per open container: object or array */
-	size_t depth = 0, i = 0;
+	struct sse_jv v = {.s = s, .n = n};
 	int st = JS_VALUE;
-	bool ok;
-	char c;
 
 	*ret_long = false;
 	if (n == 0 || s[0] != '{')
 		return false;
-	for (;;) {
-		i = json_ws(s, n, i);
+	while (st != JS_FAIL) {
+		v.i = json_ws(s, n, v.i);
+		if (st == JS_AFTER_VALUE && v.depth == 0)
+			break;
 		if (st == JS_AFTER_VALUE) {
-			if (depth == 0)
-				return i == n;
-			if (i >= n)
-				return false;
-			c = s[i++];
-			if (c == ',') {
-				st = is_obj[depth - 1] ? JS_KEY : JS_VALUE;
-				continue;
-			}
-			if (c != (is_obj[depth - 1] ? '}' : ']'))
-				return false;
-			depth--;
-			continue;
-		}
-		if (i >= n)
-			return false;
-		c = s[i];
-		if ((st == JS_FIRST_KEY && c == '}') ||
-		    (st == JS_FIRST_VALUE && c == ']')) {
-			i++;
-			depth--;
+			st = jv_after_value(&v);
+		} else if (v.i >= n) {
+			st = JS_FAIL;
+		} else if ((st == JS_FIRST_KEY && s[v.i] == '}') ||
+		    (st == JS_FIRST_VALUE && s[v.i] == ']')) {
+			v.i++;
+			v.depth--;
 			st = JS_AFTER_VALUE;
-			continue;
+		} else if (st == JS_FIRST_KEY || st == JS_KEY) {
+			st = jv_key(&v);
+		} else {
+			st = jv_value(&v);
 		}
-		if (st == JS_FIRST_KEY || st == JS_KEY) {
-			if (c != '"' || !json_string(s, n, &i))
-				return false;
-			i = json_ws(s, n, i);
-			if (i >= n || s[i] != ':')
-				return false;
-			i++;
-			st = JS_VALUE;
-			continue;
-		}
-		switch (c) {
-		case '{':
-		case '[':
-			if (depth == SSE_MAX_DEPTH)
-				return false;
-			is_obj[depth++] = c == '{';
-			i++;
-			st = c == '{' ? JS_FIRST_KEY : JS_FIRST_VALUE;
-			continue;
-		case '"':
-			ok = json_string(s, n, &i);
-			break;
-		case 't':
-			ok = json_word(s, n, &i, "true");
-			break;
-		case 'f':
-			ok = json_word(s, n, &i, "false");
-			break;
-		case 'n':
-			ok = json_word(s, n, &i, "null");
-			break;
-		default:
-			ok = json_number(s, n, &i, ret_long);
-			break;
-		}
-		if (!ok)
-			return false;
-		st = JS_AFTER_VALUE;
 	}
+	*ret_long = v.long_number;
+	return st != JS_FAIL && v.i == n;
 }
 
 /*
@@ -785,8 +816,9 @@ delete_all_but(cJSON *obj, const char *key, const cJSON *keep)
 
 	for (c = obj->child; c != NULL; c = next) {
 		next = c->next;
-		if (c != keep && c->string != NULL &&
-		    strcmp(c->string, key) == 0)
+		if (keep != NULL && c == keep)
+			continue;
+		if (c->string != NULL && strcmp(c->string, key) == 0)
 			cJSON_Delete(cJSON_DetachItemViaPointer(obj, c));
 	}
 }
@@ -816,8 +848,9 @@ put_copy(cJSON *obj, const char *key, const cJSON *v)
 static int
 put_str(cJSON *obj, const char *key, const cJSON *v)
 {
-	return put(obj, key,
-	    cJSON_CreateString(cJSON_IsString(v) ? v->valuestring : ""));
+	const char *str = v != NULL && cJSON_IsString(v) ? v->valuestring : "";
+
+	return put(obj, key, cJSON_CreateString(str));
 }
 
 /* Makes "type" one string member, first in the object, equal to type. */
@@ -841,12 +874,16 @@ put_type(cJSON *ev, const char *type)
 	return 0;
 }
 
-/* Gives a translated frame its AI-SDK type and "native". */
+/*
+ * Gives a translated frame its AI-SDK type and "native", unless r, the
+ * result of the translation so far, is an error.
+ */
 static int
-retype(cJSON *ev, const char *native, const char *type, unsigned *ret_flags)
+retype(cJSON *ev, int r, const char *native, const char *type,
+    unsigned *ret_flags)
 {
-	int r;
-
+	if (r < 0)
+		return r;
 	r = put(ev, "native", cJSON_CreateStringReference(native));
 	if (r < 0)
 		return r;
@@ -912,9 +949,8 @@ xlat_block_delta(cJSON *ev, unsigned *ret_flags)
 
 	if (str_is(dt, "input_json_delta")) {
 		r = put_copy(ev, "toolCallId", get_last(ev, "id"));
-		if (r < 0)
-			return r;
-		r = put_str(ev, "delta", get_last(d, "partial_json"));
+		if (r == 0)
+			r = put_str(ev, "delta", get_last(d, "partial_json"));
 		type = "tool-call-delta";
 	} else {
 		if (str_is(dt, "text_delta"))
@@ -927,9 +963,7 @@ xlat_block_delta(cJSON *ev, unsigned *ret_flags)
 			return put_type(ev, "content_block_delta");
 		r = put_str(ev, "delta", get_last(d, "text"));
 	}
-	if (r < 0)
-		return r;
-	return retype(ev, "content_block_delta", type, ret_flags);
+	return retype(ev, r, "content_block_delta", type, ret_flags);
 }
 
 /* content_block_start: text/thinking/plan/tool_use starts. */
@@ -965,92 +999,73 @@ xlat_block_start(cJSON *ev, unsigned *ret_flags)
 			return put_type(ev, "content_block_start");
 		r = put_copy(ev, "id", id);
 	}
-	if (r < 0)
-		return r;
-	return retype(ev, "content_block_start", type, ret_flags);
+	return retype(ev, r, "content_block_start", type, ret_flags);
 }
 
+/* tool_result: the end of a tool call, with its result. */
+static int
+xlat_tool_result(cJSON *ev, unsigned *ret_flags)
+{
+	const cJSON *id = get_last(ev, "tool_use_id");
+	cJSON *content = get_last(ev, "content");
+	int r;
+
+	if (!truthy(id))
+		id = get_last(ev, "id");
+	r = put_copy(ev, "toolCallId", id);
+	if (r == 0 && content != NULL)
+		r = put(ev, "result", cJSON_DetachItemViaPointer(ev, content));
+	else if (r == 0 && get_last(ev, "result") == NULL)
+		r = put(ev, "result", cJSON_CreateNull());
+	return retype(ev, r, "tool_result", "tool-result-end", ret_flags);
+}
+
+/*
+ * Translates a Claude-native frame (§6.3). Returns 0 (translated, or a
+ * variant passed through), 1 (not a Claude-native type) or -ENOMEM. type
+ * points into ev, so only string constants go to retype().
+ */
 static int
 xlat_claude(cJSON *ev, const char *type, unsigned *ret_flags)
 {
-	const cJSON *v;
-	cJSON *content;
+	const cJSON *text;
 	int r;
 
-	/* type points into ev: only string constants go to retype(). */
 	if (strcmp(type, "content_block_delta") == 0)
 		return xlat_block_delta(ev, ret_flags);
 	if (strcmp(type, "content_block_start") == 0)
 		return xlat_block_start(ev, ret_flags);
+	if (strcmp(type, "tool_result") == 0)
+		return xlat_tool_result(ev, ret_flags);
 	if (strcmp(type, "message_start") == 0) {
 		r = put_copy(ev, "messageId",
 		    get_last(get_last(ev, "message"), "id"));
-		return r < 0
-		    ? r
-		    : retype(ev, "message_start", "message-start", ret_flags);
+		return retype(ev, r, "message_start", "message-start",
+		    ret_flags);
 	}
-	if (strcmp(type, "message_stop") == 0 ||
-	    strcmp(type, "message_complete") == 0) {
+	if (strcmp(type, "message_stop") == 0) {
 		r = put_copy(ev, "messageId", get_last(ev, "message_id"));
-		if (r < 0)
-			return r;
-		return retype(ev,
-		    strcmp(type, "message_stop") == 0 ? "message_stop"
-		                                      : "message_complete",
-		    "message-end", ret_flags);
+		return retype(ev, r, "message_stop", "message-end", ret_flags);
+	}
+	if (strcmp(type, "message_complete") == 0) {
+		r = put_copy(ev, "messageId", get_last(ev, "message_id"));
+		return retype(ev, r, "message_complete", "message-end",
+		    ret_flags);
 	}
 	if (strcmp(type, "message_delta") == 0) {
-		v = get_last(get_last(ev, "delta"), "text");
-		if (!cJSON_IsString(v))
+		text = get_last(get_last(ev, "delta"), "text");
+		if (!cJSON_IsString(text))
 			return put_type(ev, "message_delta");
-		r = put_str(ev, "delta", v);
-		return r < 0
-		    ? r
-		    : retype(ev, "message_delta", "text-delta", ret_flags);
+		r = put_str(ev, "delta", text);
+		return retype(ev, r, "message_delta", "text-delta", ret_flags);
 	}
 	if (strcmp(type, "tool_use") == 0) {
 		r = put_copy(ev, "toolCallId", get_last(ev, "id"));
 		if (r == 0)
 			r = put_copy(ev, "toolName", get_last(ev, "name"));
-		return r < 0
-		    ? r
-		    : retype(ev, "tool_use", "tool-call-start", ret_flags);
+		return retype(ev, r, "tool_use", "tool-call-start", ret_flags);
 	}
-	assert(strcmp(type, "tool_result") == 0);
-	v = get_last(ev, "tool_use_id");
-	if (!truthy(v))
-		v = get_last(ev, "id");
-	r = put_copy(ev, "toolCallId", v);
-	if (r < 0)
-		return r;
-	content = get_last(ev, "content");
-	if (content != NULL)
-		r = put(ev, "result", cJSON_DetachItemViaPointer(ev, content));
-	else if (get_last(ev, "result") == NULL)
-		r = put(ev, "result", cJSON_CreateNull());
-	return r < 0 ? r
-	             : retype(ev, "tool_result", "tool-result-end", ret_flags);
-}
-
-static bool
-is_claude_native(const char *type)
-{
-	static const char *const names[] = {
-	    "content_block_delta",
-	    "content_block_start",
-	    "message_start",
-	    "message_stop",
-	    "message_complete",
-	    "message_delta",
-	    "tool_use",
-	    "tool_result",
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(names) / sizeof(*names); i++)
-		if (strcmp(type, names[i]) == 0)
-			return true;
-	return false;
+	return 1;
 }
 
 /* Returns 1 (deliver ev), 0 (a system frame: drop it) or -ENOMEM. */
@@ -1068,26 +1083,26 @@ normalise(cJSON *ev, unsigned *ret_flags)
 		return 0;
 	t = get_last(ev, "type");
 	type = cJSON_IsString(t) ? t->valuestring : "unknown";
-	if (is_claude_native(type)) {
-		r = xlat_claude(ev, type, ret_flags);
-	} else if (strcmp(type, "ping") == 0) {
-		r = put_type(ev, "keep-alive");
-	} else {
-		/* Leaves type valid: the string is unchanged or constant. */
-		r = put_type(ev, type);
-		if (r < 0)
-			return r;
-		if (strcmp(type, "text-delta") == 0 ||
-		    strcmp(type, "tool-call-delta") == 0 ||
-		    strcmp(type, "tool-result-delta") == 0)
-			r = norm_delta(ev, k_delta);
-		else if (strcmp(type, "reasoning-delta") == 0 ||
-		    strcmp(type, "thinking-delta") == 0)
-			r = norm_delta(ev, k_reasoning);
-		else if (strcmp(type, "plan-delta") == 0)
-			r = norm_delta(ev, k_plan);
-		else if (strcmp(type, "todo-update") == 0)
-			r = norm_todo(ev);
-	}
+	r = xlat_claude(ev, type, ret_flags);
+	if (r != 1)
+		return r < 0 ? r : 1;
+	if (strcmp(type, "ping") == 0)
+		return put_type(ev, "keep-alive") < 0 ? -ENOMEM : 1;
+	/* Leaves type valid: the string is unchanged or constant. */
+	if (put_type(ev, type) < 0)
+		return -ENOMEM;
+	if (strcmp(type, "text-delta") == 0 ||
+	    strcmp(type, "tool-call-delta") == 0 ||
+	    strcmp(type, "tool-result-delta") == 0)
+		r = norm_delta(ev, k_delta);
+	else if (strcmp(type, "reasoning-delta") == 0 ||
+	    strcmp(type, "thinking-delta") == 0)
+		r = norm_delta(ev, k_reasoning);
+	else if (strcmp(type, "plan-delta") == 0)
+		r = norm_delta(ev, k_plan);
+	else if (strcmp(type, "todo-update") == 0)
+		r = norm_todo(ev);
+	else
+		r = 0;
 	return r < 0 ? r : 1;
 }

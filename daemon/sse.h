@@ -21,7 +21,7 @@
 struct cJSON;
 
 /* A sensible cap on one frame's accumulated data, for sse_init(). */
-#define SSE_MAX_FRAME_DEFAULT (4u * 1024 * 1024)
+#define SSE_MAX_FRAME_DEFAULT ((size_t)4 * 1024 * 1024)
 /* Deeper JSON nesting than this is skipped as invalid. */
 #define SSE_MAX_DEPTH 256
 
