@@ -808,6 +808,62 @@ TEST(default_path)
 	ASSERT_STREQ(config_default_path(buf, 4), "/etc/m8tes/m8tesd.conf");
 }
 
+/* systemd/m8tesd.conf.example, found from the vectors or this file. */
+static const char *
+example_path(char *buf, size_t len)
+{
+	const char *v = getenv("M8TES_VECTORS"),
+	           *slash = strrchr(__FILE__, '/');
+
+	if (v != NULL)
+		(void)snprintf(buf, len, "%s/../../systemd/m8tesd.conf.example",
+		    v);
+	else
+		(void)snprintf(buf, len,
+		    "%.*s/../../systemd/m8tesd.conf.example",
+		    slash != NULL ? (int)(slash - __FILE__) : 1,
+		    slash != NULL ? __FILE__ : ".");
+	return buf;
+}
+
+TEST(shipped_example)
+{
+	static char text[CONFIG_MAX_SIZE];
+	char path[512], line[1024];
+	struct config c;
+	size_t n = 0;
+	FILE *f;
+
+	/* As shipped, everything is commented out. */
+	if (config_load(example_path(path, sizeof(path)), true, &c, err,
+	        sizeof(err)) != 1)
+		T_FAIL("%s", err);
+	ASSERT_EQ(c.set, 0);
+	config_done(&c);
+
+	/* Every example line, uncommented, is valid: all keys, 3 sections. */
+	f = fopen(path, "re");
+	ASSERT(f != NULL);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		const char *l = line;
+
+		if (l[0] == '#' &&
+		    ((l[1] >= 'a' && l[1] <= 'z') || l[1] == '['))
+			l++;
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s", l);
+	}
+	(void)fclose(f);
+	if (parse(text, &c) < 0)
+		T_FAIL("uncommented example: %s", err);
+	ASSERT_EQ(c.set, CONFIG_BIT(CONFIG_NKEYS) - 1);
+	ASSERT_EQ(c.npeers, 3);
+	ASSERT_STREQ(c.peers[0].tenant, "customer_42");
+	ASSERT_EQ(c.peers[0].burst, 20);
+	ASSERT(c.peers[1].admin);
+	ASSERT_EQ(c.peers[2].nallow, 4);
+	config_done(&c);
+}
+
 int
 main(void)
 {
@@ -833,6 +889,7 @@ main(void)
 	RUN(load);
 	RUN(reload_keeps_old_on_error);
 	RUN(default_path);
+	RUN(shipped_example);
 	(void)unlink(tmp_path("good.conf"));
 	(void)unlink(tmp_path("bad.conf"));
 	(void)unlink(tmp_path("huge.conf"));
