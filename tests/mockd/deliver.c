@@ -55,7 +55,7 @@ deliver_sign(const char *secret, const char *id, const char *ts,
 	        body_len) != 0 ||
 	    crypto_auth_hmacsha256_final(&st, mac) != 0)
 		return -EIO;
-	memcpy(sig, "v1=", 3);
+	memcpy(sig, "v1=", 4); /* the hex and its NUL follow */
 	(void)sodium_bin2hex(sig + 3, len - 3, mac, sizeof(mac));
 	sodium_memzero(&st, sizeof(st));
 	return 0;
@@ -69,11 +69,13 @@ deliver_init(void)
 	} vectors[] = {
 	    {"whsec_test_secret_123", "msg_abc", "1700000000",
 	        "{\"event\":\"run.completed\",\"run_id\":42}",
-	        "v1=b70279b624690a8169f069e5943e580b510e8ca616c0ce5fad0246fbc"
-	        "90322b6"},
+	        "v1="
+	        "b70279b624690a8169f069e5943e580b510e8ca616c0ce5fad0246fbc90322"
+	        "b6"},
 	    {"whsec_empty", "msg_5", "1700000000", "",
-	        "v1=b90542c8751515c38eca2f61b914689089954e09c25ec9b451ba214f1"
-	        "23f624e"},
+	        "v1="
+	        "b90542c8751515c38eca2f61b914689089954e09c25ec9b451ba214f123f62"
+	        "4e"},
 	};
 	char sig[DELIVER_SIG_LEN];
 
@@ -151,8 +153,7 @@ post(const struct attempt *a, char *err, size_t errlen)
 		n = curl_slist_append(h, line);
 		h = n != NULL ? n : h;
 	}
-	cJSON_ArrayForEach(it, a->headers)
-	{
+	for (it = json_first(a->headers); it != NULL; it = it->next) {
 		if (!cJSON_IsString(it))
 			continue;
 		(void)snprintf(line, sizeof(line), "%s: %s", it->string,
@@ -210,7 +211,7 @@ record(long long endpoint, const char *event, long long run_id, long code)
 	}
 	d = cJSON_CreateObject();
 	if (d != NULL) {
-		memcpy(eid, "evt_", 4);
+		memcpy(eid, "evt_", 5);
 		util_randhex(eid + 4, 16);
 		r = json_set_num(d, "id", (double)++store.seq_delivery);
 		r |= json_set_num(d, "webhook_endpoint_id", (double)endpoint);
@@ -230,16 +231,27 @@ record(long long endpoint, const char *event, long long run_id, long code)
 	store_unlock();
 }
 
+/* A 400 {"detail"}; returns 1 (answered) or -ENOMEM. */
 static int
 bad_request(struct mresp *resp, const char *msg)
 {
 	cJSON *o = cJSON_CreateObject();
+	int r;
 
 	if (o == NULL || json_set_str(o, "detail", msg) < 0) {
 		cJSON_Delete(o);
 		return -ENOMEM;
 	}
-	return http_resp_json(resp, 400, o);
+	r = http_resp_json(resp, 400, o);
+	return r < 0 ? r : 1;
+}
+
+static const char *
+str_or(const cJSON *j, const char *k, const char *def)
+{
+	const char *s = json_str(j, k);
+
+	return s != NULL ? s : def;
 }
 
 struct plan {
@@ -251,45 +263,53 @@ struct plan {
 	bool distinct, dry_run, fixed_ts;
 };
 
+/* Refuse an unusable plan: 1 (answered), 0, or -ENOMEM. */
+static int
+plan_check(const struct plan *p, struct mresp *resp)
+{
+	size_t i;
+
+	for (i = 0; modes[i] != NULL && strcmp(modes[i], p->mode) != 0; i++)
+		;
+	if (modes[i] == NULL)
+		return bad_request(resp, "unknown mode");
+	if ((p->url == NULL && !p->dry_run) || p->secret == NULL)
+		return bad_request(resp, "url and secret are required");
+	if (p->count < 1 || p->count > DELIVER_MAX_COUNT)
+		return bad_request(resp, "count must be 1..10000");
+	return 0;
+}
+
 static int
 plan_parse(const cJSON *j, struct plan *p, struct mresp *resp)
 {
 	const char *id = json_str(j, "webhook_id");
 	long long v;
-	size_t i;
+	int r;
 
 	memset(p, 0, sizeof(*p));
 	p->url = json_str(j, "url");
 	p->secret = json_str(j, "secret");
-	p->mode = json_str(j, "mode") != NULL ? json_str(j, "mode") : "valid";
-	p->event = json_str(j, "event") != NULL ? json_str(j, "event")
-	                                        : "run.completed";
+	p->mode = str_or(j, "mode", "valid");
+	p->event = str_or(j, "event", "run.completed");
 	p->run_id = json_int(j, "run_id", &v) == 0 ? v : 42;
 	p->count = json_int(j, "count", &v) == 0 ? v : 1;
 	p->endpoint = json_int(j, "endpoint_id", &v) == 0 ? v : -1;
-	p->timeout_ms = json_int(j, "timeout_ms", &v) == 0 && v > 0
-	    ? (long)v
-	    : DELIVER_TIMEOUT_MS;
+	p->timeout_ms = DELIVER_TIMEOUT_MS;
+	if (json_int(j, "timeout_ms", &v) == 0 && v > 0)
+		p->timeout_ms = (long)v;
 	p->fixed_ts = json_int(j, "timestamp", &p->ts) == 0;
 	p->distinct =
 	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "distinct"));
 	p->dry_run =
 	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "dry_run"));
-	for (i = 0; modes[i] != NULL && strcmp(modes[i], p->mode) != 0; i++)
-		;
-	if (modes[i] == NULL)
-		return bad_request(resp, "unknown mode") < 0 ? -ENOMEM : 1;
-	if ((p->url == NULL && !p->dry_run) || p->secret == NULL)
-		return bad_request(resp, "url and secret are required") < 0
-		    ? -ENOMEM
-		    : 1;
-	if (p->count < 1 || p->count > DELIVER_MAX_COUNT)
-		return bad_request(resp, "count must be 1..10000") < 0 ? -ENOMEM
-		                                                       : 1;
+	r = plan_check(p, resp);
+	if (r != 0)
+		return r;
 	if (id != NULL)
 		(void)snprintf(p->id, sizeof(p->id), "%s", id);
 	else {
-		memcpy(p->id, "msg_", 4);
+		memcpy(p->id, "msg_", 5);
 		util_randhex(p->id + 4, 24);
 	}
 	p->body = json_str(j, "body");
@@ -360,9 +380,9 @@ deliver_handle(struct mreq *req, struct mresp *resp)
 	struct plan p;
 	int r;
 
-	if (!cJSON_IsObject(req->json))
-		return bad_request(resp, "expected a JSON object");
-	r = plan_parse(req->json, &p, resp);
+	r = cJSON_IsObject(req->json)
+	    ? plan_parse(req->json, &p, resp)
+	    : bad_request(resp, "expected a JSON object");
 	if (r != 0)
 		return r < 0 ? r : 0;
 	a.headers = cJSON_GetObjectItemCaseSensitive(req->json, "headers");

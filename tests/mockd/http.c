@@ -90,7 +90,7 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strlen(msg);
 	while (n > 0 && msg[n - 1] == '\n')
 		msg[--n] = '\0';
-	fprintf(stderr, "m8tes-mockd: %s\n", msg);
+	(void)fprintf(stderr, "m8tes-mockd: %s\n", msg);
 }
 
 static void *
@@ -337,8 +337,9 @@ handle(struct mreq *req)
 	if (r == 0)
 		r = serve(req, &resp, &drop);
 	if (store.verbose)
-		fprintf(stderr, "m8tes-mockd: %s %s -> %u%s\n", req->method,
-		    req->raw_uri, resp.status, drop ? " (dropped)" : "");
+		(void)fprintf(stderr, "m8tes-mockd: %s %s -> %u%s\n",
+		    req->method, req->raw_uri, resp.status,
+		    drop ? " (dropped)" : "");
 	if (drop) {
 		resp_done(&resp);
 		return MHD_NO;

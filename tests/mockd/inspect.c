@@ -95,6 +95,7 @@ inspect_record(const struct mreq *req)
 {
 	cJSON *rec = cJSON_CreateObject();
 	struct timespec ts;
+	long long ms;
 	size_t slot;
 	int r;
 
@@ -107,8 +108,8 @@ inspect_record(const struct mreq *req)
 	r |= json_set(rec, "headers", http_headers(req));
 	r |= record_body(rec, req);
 	r |= json_set_str(rec, "request_id", req->request_id);
-	r |= json_set_num(rec, "time_ms",
-	    (double)ts.tv_sec * 1000 + (double)(ts.tv_nsec / 1000000));
+	ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	r |= json_set_num(rec, "time_ms", (double)ms);
 	if (r < 0) {
 		cJSON_Delete(rec);
 		return -ENOMEM;
@@ -135,7 +136,7 @@ fault_matches(cJSON *f, const struct mreq *req)
 	long long skip;
 	size_t n;
 
-	if (m != NULL && strcmp(m, "*") != 0 && strcasecmp(m, req->method))
+	if (m != NULL && strcmp(m, "*") != 0 && strcasecmp(m, req->method) != 0)
 		return false;
 	if (p != NULL) {
 		n = strlen(p);
@@ -160,8 +161,7 @@ inspect_fault_take(const struct mreq *req)
 	long long times;
 
 	store_lock();
-	cJSON_ArrayForEach(f, faults)
-	{
+	for (f = json_first(faults); f != NULL; f = f->next) {
 		if (!fault_matches(f, req))
 			continue;
 		copy = cJSON_Duplicate(f, 1);
@@ -298,8 +298,9 @@ inspect_fault_answer(const cJSON *rule, const struct mreq *req,
 	}
 	if (ra != NULL)
 		r = http_resp_header(resp, "Retry-After", ra);
-	cJSON_ArrayForEach(h, hdrs) if (r == 0 && cJSON_IsString(h)) r =
-	    http_resp_header(resp, h->string, h->valuestring);
+	for (h = json_first(hdrs); h != NULL; h = h->next)
+		if (r == 0 && cJSON_IsString(h))
+			r = http_resp_header(resp, h->string, h->valuestring);
 	return r < 0 ? r : 0;
 }
 

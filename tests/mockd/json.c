@@ -117,7 +117,9 @@ json_find_id(const cJSON *a, long long id)
 {
 	cJSON *it;
 
-	cJSON_ArrayForEach(it, a) if (json_id(it) == id) return it;
+	for (it = json_first(a); it != NULL; it = it->next)
+		if (json_id(it) == id)
+			return it;
 	return NULL;
 }
 
@@ -126,8 +128,7 @@ json_find_str(const cJSON *a, const char *k, const char *v)
 {
 	cJSON *it;
 
-	cJSON_ArrayForEach(it, a)
-	{
+	for (it = json_first(a); it != NULL; it = it->next) {
 		const char *s = json_str(it, k);
 
 		if (s != NULL && strcmp(s, v) == 0)
@@ -140,6 +141,12 @@ cJSON *
 json_template(const char *text)
 {
 	return cJSON_Parse(text);
+}
+
+cJSON *
+json_first(const cJSON *a)
+{
+	return a != NULL ? a->child : NULL;
 }
 
 cJSON *

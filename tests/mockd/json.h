@@ -48,6 +48,9 @@ cJSON *json_find_str(const cJSON *a, const char *k, const char *v);
 /* Parse a constant template; NULL only on ENOMEM. */
 cJSON *json_template(const char *text);
 
+/* The first element of array a (which may be NULL), or NULL. */
+cJSON *json_first(const cJSON *a);
+
 /* The last element of a and the one before it (NULL at the start). */
 cJSON *json_last(const cJSON *a);
 cJSON *json_prev(const cJSON *a, const cJSON *it);

@@ -24,7 +24,7 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f,
+	(void)fprintf(f,
 	    "usage: m8tes-mockd --listen ADDR:PORT --api-key KEY "
 	    "[--port-file FILE]\n"
 	    "                   [--run-steps N] [--strict] [--verbose]\n"
@@ -146,9 +146,8 @@ main(int argc, char **argv)
 		case 's':
 			if (util_parse_ll(optarg, &steps) < 0 || steps < 1 ||
 			    steps > 1000) {
-				fprintf(stderr,
-				    "m8tes-mockd: --run-steps: "
-				    "expected 1..1000\n");
+				(void)fprintf(stderr,
+				    "m8tes-mockd: --run-steps: 1..1000\n");
 				return 2;
 			}
 			store.run_steps = store.cli_run_steps = (int)steps;
@@ -172,7 +171,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (parse_listen(listen, host, sizeof(host), &port) < 0) {
-		fprintf(stderr, "m8tes-mockd: --listen: expected ADDR:PORT\n");
+		(void)fprintf(stderr,
+		    "m8tes-mockd: --listen: expected ADDR:PORT\n");
 		return 2;
 	}
 	raise_nofile();
@@ -183,35 +183,35 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	(void)pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (store_init() < 0 || inspect_init() < 0) {
-		fprintf(stderr, "m8tes-mockd: out of memory\n");
+		(void)fprintf(stderr, "m8tes-mockd: out of memory\n");
 		return 1;
 	}
 	r = deliver_init();
 	if (r < 0) {
-		fprintf(stderr, "m8tes-mockd: webhook signer: %s\n",
+		(void)fprintf(stderr, "m8tes-mockd: webhook signer: %s\n",
 		    r == -EPROTO ? "test vectors do not match" : strerror(-r));
 		return 1;
 	}
 	d = http_start(host, port, &bound);
 	if (d == NULL) {
-		fprintf(stderr, "m8tes-mockd: cannot listen on %s: %s\n",
+		(void)fprintf(stderr, "m8tes-mockd: cannot listen on %s: %s\n",
 		    listen, strerror(errno));
 		return 1;
 	}
 	if (port_file != NULL) {
 		r = write_port_file(port_file, bound);
 		if (r < 0) {
-			fprintf(stderr, "m8tes-mockd: %s: %s\n", port_file,
-			    strerror(-r));
+			(void)fprintf(stderr, "m8tes-mockd: %s: %s\n",
+			    port_file, strerror(-r));
 			http_stop(d);
 			return 1;
 		}
 	}
-	fprintf(stderr,
+	(void)fprintf(stderr,
 	    strchr(host, ':') != NULL ? "listening on http://[%s]:%u/api/v2\n"
 	                              : "listening on http://%s:%u/api/v2\n",
 	    host, bound);
-	fflush(stderr);
+	(void)fflush(stderr);
 	do {
 		r = sigwait(&set, &sig);
 	} while (r != 0);

@@ -127,63 +127,66 @@ static const struct route routes[] = {
 #undef P
 #undef PG
 
+/* seg[from..end) joined with '/', in a new string; NULL on ENOMEM. */
+static char *
+join(char *const *seg, size_t from, size_t end)
+{
+	size_t len = 1, o = 0;
+	char *g;
+
+	for (size_t x = from; x < end; x++)
+		len += strlen(seg[x]) + 1;
+	g = malloc(len);
+	if (g == NULL)
+		return NULL;
+	g[0] = '\0';
+	for (size_t x = from; x < end; x++) {
+		size_t n = strlen(seg[x]);
+
+		if (x > from)
+			g[o++] = '/';
+		memcpy(g + o, seg[x], n + 1);
+		o += n;
+	}
+	return g;
+}
+
 /*
  * Match the segments seg[0..nseg) against pattern, filling params[]
- * (and *greedy, allocated, for a "**" segment). 1 on a match, 0 if not,
- * -ENOMEM.
+ * (and *greedy, allocated, for a "**" segment, which takes one or more
+ * segments). 1 on a match, 0 if not, -ENOMEM.
  */
 static int
 match(const char *pattern, char *const *seg, size_t nseg, const char **params,
     char **greedy)
 {
-	char pat[128], *ps[HTTP_MAX_SEGS], *p;
+	char pat[128], *ps[HTTP_MAX_SEGS], *p, *s;
 	size_t np = 0, i, j, k = 0;
 
 	(void)snprintf(pat, sizeof(pat), "%s", pattern);
-	for (p = pat;;) {
-		char *s = strchr(p, '/');
-
+	for (p = pat; np < HTTP_MAX_SEGS; p = s + 1) {
 		ps[np++] = p;
+		s = strchr(p, '/');
 		if (s == NULL)
 			break;
 		*s = '\0';
-		p = s + 1;
 	}
 	for (i = 0, j = 0; i < np; i++, j++) {
 		if (strcmp(ps[i], "**") == 0) {
-			size_t rest = np - i - 1, len = 0, end;
-			char *g;
+			size_t rest = np - i - 1;
 
 			if (nseg < j + rest + 1)
 				return 0;
-			end = nseg - rest;
-			for (size_t x = j; x < end; x++)
-				len += strlen(seg[x]) + 1;
-			g = malloc(len + 1);
-			if (g == NULL)
-				return -ENOMEM;
-			g[0] = '\0';
-			for (size_t x = j, o = 0; x < end; x++) {
-				size_t n = strlen(seg[x]);
-
-				if (x > j)
-					g[o++] = '/';
-				memcpy(g + o, seg[x], n + 1);
-				o += n;
-			}
 			free(*greedy);
-			*greedy = g;
-			params[k++] = g;
-			j = end - 1;
-			continue;
-		}
-		if (j >= nseg)
-			return 0;
-		if (strcmp(ps[i], "{}") == 0) {
-			if (seg[j][0] == '\0')
-				return 0;
+			*greedy = join(seg, j, nseg - rest);
+			if (*greedy == NULL)
+				return -ENOMEM;
+			params[k++] = *greedy;
+			j = nseg - rest - 1;
+		} else if (j < nseg && strcmp(ps[i], "{}") == 0 &&
+		    seg[j][0] != '\0')
 			params[k++] = seg[j];
-		} else if (strcmp(ps[i], seg[j]) != 0)
+		else if (j >= nseg || strcmp(ps[i], seg[j]) != 0)
 			return 0;
 	}
 	return j == nseg;
@@ -277,18 +280,14 @@ check_auth(struct mreq *req, struct mresp *resp)
 	const char *h = http_header(req, "Authorization");
 
 	if (h == NULL || *h == '\0')
-		return http_resp_error(resp, req, 401, "authentication_error",
-		           "missing_api_key",
-		           "Missing API key. Pass it as "
-		           "'Authorization: Bearer <key>'.") < 0
-		    ? -ENOMEM
-		    : ROUTE_ANSWERED;
+		return routes_answered(http_resp_error(resp, req, 401,
+		    "authentication_error", "missing_api_key",
+		    "Missing API key: send 'Authorization: Bearer <key>'."));
 	if (strncasecmp(h, "Bearer ", 7) != 0 ||
 	    strcmp(h + 7, store.api_key) != 0)
-		return http_resp_error(resp, req, 401, "authentication_error",
-		           "invalid_api_key", "Invalid API key.") < 0
-		    ? -ENOMEM
-		    : ROUTE_ANSWERED;
+		return routes_answered(
+		    http_resp_error(resp, req, 401, "authentication_error",
+		        "invalid_api_key", "Invalid API key."));
 	return 0;
 }
 
@@ -304,15 +303,14 @@ check_query(struct mreq *req, struct mresp *resp, const struct route *rt)
 			    "invalid_request_error", "unknown_query_parameter",
 			    "Unknown query parameter '%s'.", req->qk[i]);
 
-			return r < 0 ? r : ROUTE_ANSWERED;
+			return routes_answered(r);
 		}
 	lim = http_query(req, "limit");
 	if (lim != NULL &&
 	    (util_parse_ll(lim, &v) < 0 || v < 1 ||
 	        ((rt->flags & ROUTE_PAGED) && v > ROUTE_MAX_LIMIT)))
 		return routes_invalid(req, resp,
-		    "limit must be an integer "
-		    "between 1 and %d",
+		    "limit must be an integer between 1 and %d",
 		    ROUTE_MAX_LIMIT);
 	if ((rt->flags & ROUTE_SCOPED) && http_query(req, "user_id") == NULL)
 		return routes_strict(req, resp, NULL);
@@ -358,9 +356,7 @@ routes_param_id(struct mreq *req, struct mresp *resp, int i, long long *ret)
 
 	if (util_parse_ll(req->param[i], &v) < 0 || v < 0)
 		return routes_invalid(req, resp,
-		    "Path parameter '%s' must be "
-		    "an integer",
-		    req->param[i]);
+		    "Path parameter '%s' must be an integer", req->param[i]);
 	*ret = v;
 	return 0;
 }
@@ -371,7 +367,7 @@ routes_not_found(struct mreq *req, struct mresp *resp, const char *what)
 	int r = http_resp_error(resp, req, 404, "not_found", NULL,
 	    "%s not found", what);
 
-	return r < 0 ? r : ROUTE_ANSWERED;
+	return routes_answered(r);
 }
 
 int
@@ -386,7 +382,7 @@ routes_invalid(struct mreq *req, struct mresp *resp, const char *fmt, ...)
 	va_end(ap);
 	r = http_resp_error(resp, req, 422, "invalid_request_error",
 	    "validation_error", "%s", msg);
-	return r < 0 ? r : ROUTE_ANSWERED;
+	return routes_answered(r);
 }
 
 int
@@ -396,7 +392,7 @@ routes_conflict(struct mreq *req, struct mresp *resp, const char *code,
 	int r =
 	    http_resp_error(resp, req, 409, "conflict_error", code, "%s", msg);
 
-	return r < 0 ? r : ROUTE_ANSWERED;
+	return routes_answered(r);
 }
 
 int
@@ -404,16 +400,14 @@ routes_body(struct mreq *req, struct mresp *resp, bool required)
 {
 	if (req->json_bad)
 		return routes_invalid(req, resp,
-		    "Request body is not valid "
-		    "JSON");
+		    "Request body is not valid JSON");
 	if (req->json == NULL && !required) {
 		req->json = cJSON_CreateObject();
 		return req->json == NULL ? -ENOMEM : 0;
 	}
 	if (!cJSON_IsObject(req->json))
 		return routes_invalid(req, resp,
-		    "Request body must be a JSON "
-		    "object");
+		    "Request body must be a JSON object");
 	return 0;
 }
 
@@ -429,7 +423,7 @@ routes_strict(struct mreq *req, struct mresp *resp, const char *user_id)
 	    "user_id is required: this account has "
 	    "require_end_user_id=True. Pass user_id, or set "
 	    "require_end_user_id=False in settings to use the account scope.");
-	return r < 0 ? r : ROUTE_ANSWERED;
+	return routes_answered(r);
 }
 
 const char *
@@ -457,8 +451,7 @@ pager_init(struct pager *pg, struct mreq *req, struct mresp *resp)
 		return routes_invalid(req, resp, "limit must be an integer");
 	if (sa != NULL && util_parse_ll(sa, &pg->cursor) < 0)
 		return routes_invalid(req, resp,
-		    "starting_after must be an "
-		    "item id");
+		    "starting_after must be an item id");
 	pg->data = cJSON_CreateArray();
 	return pg->data == NULL ? -ENOMEM : 0;
 }
@@ -467,7 +460,7 @@ int
 pager_add(struct pager *pg, const cJSON *o)
 {
 	long long id = json_id(o);
-	cJSON *c;
+	cJSON *c = NULL;
 
 	if (id >= pg->cursor)
 		return 0;
@@ -523,13 +516,11 @@ routes_mint_url(cJSON *o, const char *kind, char *url, size_t len)
 
 	util_randhex(tok, 24);
 	(void)snprintf(url, len,
-	    "https://api.m8tes.ai/api/v1/webhooks/%s/%lld/"
-	    "whk_%s",
-	    kind, json_id(o), tok);
+	    "https://api.m8tes.ai/api/v1/webhooks/%s/%lld/whk_%s", kind,
+	    json_id(o), tok);
 	(void)snprintf(masked, sizeof(masked),
-	    "https://api.m8tes.ai/api/v1/"
-	    "webhooks/%s/%lld/whk_%.2s****",
-	    kind, json_id(o), tok);
+	    "https://api.m8tes.ai/api/v1/webhooks/%s/%lld/whk_%.2s****", kind,
+	    json_id(o), tok);
 	return json_set_str(o, "_webhook_url", url) |
 	    json_set_str(o, "webhook_url", masked) |
 	    json_set_bool(o, "webhook_enabled", true);
@@ -540,7 +531,7 @@ routes_trigger_url(struct mreq *req, struct mresp *resp, cJSON *obj,
     const char *kind)
 {
 	char url[256];
-	cJSON *o;
+	cJSON *o = NULL;
 	bool on;
 	int r;
 
@@ -553,12 +544,9 @@ routes_trigger_url(struct mreq *req, struct mresp *resp, cJSON *obj,
 	if (strcmp(req->method, "PATCH") == 0) {
 		r = routes_body(req, resp, true);
 		if (r == 0 && json_str(obj, "_webhook_url") == NULL)
-			r = http_resp_error(resp, req, 400,
-			        "invalid_request_error", "webhook_not_minted",
-			        "No trigger URL yet: POST the webhook first") <
-			        0
-			    ? -ENOMEM
-			    : ROUTE_ANSWERED;
+			r = routes_answered(http_resp_error(resp, req, 400,
+			    "invalid_request_error", "webhook_not_minted",
+			    "No trigger URL yet: POST the webhook first"));
 		if (r != 0)
 			return ROUTE_DONE(r);
 	}

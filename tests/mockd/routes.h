@@ -31,6 +31,16 @@ struct run;
 
 typedef int (*route_cb)(struct mreq *, struct mresp *);
 
+/*
+ * The result of a helper that has answered: ROUTE_ANSWERED, or its error.
+ * Never 0, so a lookup's caller may rely on its out-parameter when it is.
+ */
+static inline int
+routes_answered(int r)
+{
+	return r < 0 ? r : ROUTE_ANSWERED;
+}
+
 /* Serve a request whose path starts with /api/v2/; 0 or -errno. */
 int routes_dispatch(struct mreq *req, struct mresp *resp);
 

@@ -51,8 +51,8 @@ static int
 scoped_lookup(struct mreq *req, struct mresp *resp, const cJSON *coll,
     const char *what, cJSON **ret)
 {
-	long long id;
-	cJSON *o;
+	long long id = 0;
+	cJSON *o = NULL;
 	int r;
 
 	r = routes_param_id(req, resp, 0, &id);
@@ -60,7 +60,7 @@ scoped_lookup(struct mreq *req, struct mresp *resp, const cJSON *coll,
 		return r;
 	o = json_find_id(coll, id);
 	if (o == NULL || !json_scope_eq(o, http_query(req, "user_id")))
-		return routes_not_found(req, resp, what);
+		return routes_answered(routes_not_found(req, resp, what));
 	*ret = o;
 	return 0;
 }
@@ -68,11 +68,13 @@ scoped_lookup(struct mreq *req, struct mresp *resp, const cJSON *coll,
 static bool
 memory_dup(const char *uid, const char *content, const cJSON *self)
 {
-	cJSON *m;
+	cJSON *m = NULL;
 
-	cJSON_ArrayForEach(m, store.memories) if (m != self &&
-	    json_scope_eq(m, uid) && json_str(m, "content") != NULL &&
-	    strcmp(json_str(m, "content"), content) == 0) return true;
+	for (m = json_first(store.memories); m != NULL; m = m->next)
+		if (m != self && json_scope_eq(m, uid) &&
+		    json_str(m, "content") != NULL &&
+		    strcmp(json_str(m, "content"), content) == 0)
+			return true;
 	return false;
 }
 
@@ -85,8 +87,7 @@ check_audience(struct mreq *req, struct mresp *resp)
 	    (a == NULL ||
 	        (strcmp(a, "personal") != 0 && strcmp(a, "company") != 0)))
 		return routes_invalid(req, resp,
-		    "audience must be personal or "
-		    "company");
+		    "audience must be personal or company");
 	return 0;
 }
 
@@ -94,7 +95,7 @@ int
 routes_memories_create(struct mreq *req, struct mresp *resp)
 {
 	const char *content, *uid;
-	cJSON *m;
+	cJSON *m = NULL;
 	int r;
 
 	r = routes_body(req, resp, true);
@@ -104,9 +105,8 @@ routes_memories_create(struct mreq *req, struct mresp *resp)
 		return ROUTE_DONE(r);
 	content = json_str(req->json, "content");
 	if (content == NULL || *content == '\0')
-		return ROUTE_DONE(routes_invalid(req, resp,
-		    "content is "
-		    "required"));
+		return ROUTE_DONE(
+		    routes_invalid(req, resp, "content is required"));
 	uid = routes_body_user(req);
 	r = routes_strict(req, resp, uid);
 	if (r != 0)
@@ -144,7 +144,7 @@ int
 routes_memories_update(struct mreq *req, struct mresp *resp)
 {
 	const char *content;
-	cJSON *m;
+	cJSON *m = NULL;
 	int r;
 
 	r = scoped_lookup(req, resp, store.memories, "Memory", &m);
@@ -156,9 +156,8 @@ routes_memories_update(struct mreq *req, struct mresp *resp)
 		return ROUTE_DONE(r);
 	content = json_str(req->json, "content");
 	if (content == NULL && !json_has(req->json, "audience"))
-		return ROUTE_DONE(routes_invalid(req, resp,
-		    "Pass content or "
-		    "audience"));
+		return ROUTE_DONE(
+		    routes_invalid(req, resp, "Pass content or audience"));
 	if (content != NULL && memory_dup(json_str(m, "user_id"), content, m))
 		return ROUTE_DONE(routes_conflict(req, resp, "duplicate_memory",
 		    "An identical memory already exists in this scope"));
@@ -172,7 +171,7 @@ routes_memories_update(struct mreq *req, struct mresp *resp)
 int
 routes_memories_delete(struct mreq *req, struct mresp *resp)
 {
-	cJSON *m;
+	cJSON *m = NULL;
 	int r = scoped_lookup(req, resp, store.memories, "Memory", &m);
 
 	if (r != 0)
@@ -185,7 +184,7 @@ int
 routes_policies_create(struct mreq *req, struct mresp *resp)
 {
 	const char *tool, *uid;
-	cJSON *p;
+	cJSON *p = NULL;
 	int r;
 
 	r = routes_body(req, resp, true);
@@ -199,10 +198,10 @@ routes_policies_create(struct mreq *req, struct mresp *resp)
 	r = routes_strict(req, resp, uid);
 	if (r != 0)
 		return ROUTE_DONE(r);
-	cJSON_ArrayForEach(p, store.policies) if (json_scope_eq(p, uid) &&
-	    json_str(p, "tool_name") != NULL &&
-	    strcmp(json_str(p, "tool_name"), tool) ==
-	        0) return routes_send(resp, 200, p);
+	for (p = json_first(store.policies); p != NULL; p = p->next)
+		if (json_scope_eq(p, uid) && json_str(p, "tool_name") != NULL &&
+		    strcmp(json_str(p, "tool_name"), tool) == 0)
+			return routes_send(resp, 200, p);
 	p = cJSON_CreateObject();
 	if (p == NULL)
 		return -ENOMEM;
@@ -227,7 +226,7 @@ routes_policies_list(struct mreq *req, struct mresp *resp)
 int
 routes_policies_delete(struct mreq *req, struct mresp *resp)
 {
-	cJSON *p;
+	cJSON *p = NULL;
 	int r = scoped_lookup(req, resp, store.policies, "Permission", &p);
 
 	if (r != 0)
@@ -250,8 +249,7 @@ check_caps(struct mreq *req, struct mresp *resp)
 		if (!json_nullish(req->json, caps[i]) &&
 		    (json_int(req->json, caps[i], &v) < 0 || v < 0))
 			return routes_invalid(req, resp,
-			    "%s must be a "
-			    "non-negative integer or null",
+			    "%s must be a non-negative integer or null",
 			    caps[i]);
 	return 0;
 }
@@ -270,9 +268,8 @@ routes_users_create(struct mreq *req, struct mresp *resp)
 		return ROUTE_DONE(r);
 	uid = json_str(req->json, "user_id");
 	if (uid == NULL || *uid == '\0')
-		return ROUTE_DONE(routes_invalid(req, resp,
-		    "user_id is "
-		    "required"));
+		return ROUTE_DONE(
+		    routes_invalid(req, resp, "user_id is required"));
 	if (json_find_str(store.users, "user_id", uid) != NULL)
 		return ROUTE_DONE(routes_conflict(req, resp, "end_user_exists",
 		    "An end-user with this user_id already exists"));
@@ -306,7 +303,7 @@ user_lookup(struct mreq *req, struct mresp *resp, cJSON **ret)
 	cJSON *u = json_find_str(store.users, "user_id", req->param[0]);
 
 	if (u == NULL)
-		return routes_not_found(req, resp, "End-user");
+		return routes_answered(routes_not_found(req, resp, "End-user"));
 	*ret = u;
 	return 0;
 }
@@ -356,9 +353,9 @@ usage_of(const cJSON *u)
 {
 	const char *uid = json_str(u, "user_id");
 	long long runs = 0;
-	struct run *run;
+	struct run *run = NULL;
 	char cost[32];
-	cJSON *o;
+	cJSON *o = NULL;
 	int r;
 
 	TAILQ_FOREACH(run, &store.runs, entry)
@@ -395,7 +392,7 @@ routes_users_usage(struct mreq *req, struct mresp *resp)
 {
 	const char *uid = http_query(req, "user_id");
 	struct pager pg;
-	cJSON *o;
+	cJSON *o = NULL;
 	int r;
 
 	r = pager_init(&pg, req, resp);
@@ -441,8 +438,7 @@ routes_settings_update(struct mreq *req, struct mresp *resp)
 		if (!json_nullish(req->json, caps[i]) &&
 		    (json_int(req->json, caps[i], &n) < 0 || n < 0))
 			return ROUTE_DONE(routes_invalid(req, resp,
-			    "%s must be "
-			    "a non-negative integer or null",
+			    "%s must be a non-negative integer or null",
 			    caps[i]));
 	rm = json_str(req->json, "retention_mode");
 	if (json_has(req->json, "retention_mode") &&
@@ -450,13 +446,11 @@ routes_settings_update(struct mreq *req, struct mresp *resp)
 	        (strcmp(rm, "standard") != 0 &&
 	            strcmp(rm, "metadata_only") != 0)))
 		return ROUTE_DONE(routes_invalid(req, resp,
-		    "retention_mode "
-		    "must be standard or metadata_only"));
+		    "retention_mode must be standard or metadata_only"));
 	v = cJSON_GetObjectItemCaseSensitive(req->json, "require_end_user_id");
 	if (v != NULL && !cJSON_IsBool(v))
 		return ROUTE_DONE(routes_invalid(req, resp,
-		    "require_end_user_id "
-		    "must be a boolean"));
+		    "require_end_user_id must be a boolean"));
 	for (size_t i = 0; caps[i] != NULL; i++)
 		r |= json_copy_key(store.settings, req->json, caps[i]);
 	if (rm != NULL)

@@ -98,8 +98,8 @@ overlay(cJSON *o, const cJSON *body, bool update)
 static int
 agent_lookup(struct mreq *req, struct mresp *resp, cJSON **ret)
 {
-	long long id;
-	cJSON *a;
+	long long id = 0;
+	cJSON *a = NULL;
 	int r;
 
 	r = routes_param_id(req, resp, 0, &id);
@@ -107,7 +107,7 @@ agent_lookup(struct mreq *req, struct mresp *resp, cJSON **ret)
 		return r;
 	a = json_find_id(store.agents, id);
 	if (a == NULL || !json_scope_eq(a, http_query(req, "user_id")))
-		return routes_not_found(req, resp, "Teammate");
+		return routes_answered(routes_not_found(req, resp, "Teammate"));
 	*ret = a;
 	return 0;
 }
@@ -152,7 +152,7 @@ routes_agents_create(struct mreq *req, struct mresp *resp)
 	    "goals", "tools", NULL};
 	const char *uid;
 	char url[256];
-	cJSON *a, *out;
+	cJSON *a = NULL, *out = NULL;
 	int r;
 
 	r = routes_body(req, resp, true);
@@ -169,9 +169,7 @@ routes_agents_create(struct mreq *req, struct mresp *resp)
 				r = http_resp_error(resp, req, 400,
 				    "invalid_request_error",
 				    "from_template_conflict",
-				    "from_template "
-				    "cannot be combined with '%s'",
-				    persona[i]);
+				    "from_template excludes '%s'", persona[i]);
 				return ROUTE_DONE(r);
 			}
 	a = json_template(agent_template);
@@ -243,7 +241,7 @@ routes_agents_list(struct mreq *req, struct mresp *resp)
 int
 routes_agents_get(struct mreq *req, struct mresp *resp)
 {
-	cJSON *a;
+	cJSON *a = NULL;
 	int r = agent_lookup(req, resp, &a);
 
 	if (r != 0)
@@ -254,7 +252,7 @@ routes_agents_get(struct mreq *req, struct mresp *resp)
 int
 routes_agents_update(struct mreq *req, struct mresp *resp)
 {
-	cJSON *a;
+	cJSON *a = NULL;
 	int r;
 
 	r = agent_lookup(req, resp, &a);
@@ -274,7 +272,7 @@ routes_agents_update(struct mreq *req, struct mresp *resp)
 int
 routes_agents_delete(struct mreq *req, struct mresp *resp)
 {
-	cJSON *a;
+	cJSON *a = NULL;
 	int r = agent_lookup(req, resp, &a);
 
 	if (r != 0)
@@ -288,14 +286,13 @@ int
 routes_agents_prompt(struct mreq *req, struct mresp *resp)
 {
 	char prompt[1024];
-	cJSON *a, *o;
+	cJSON *a = NULL, *o = NULL;
 	int r = agent_lookup(req, resp, &a);
 
 	if (r != 0)
 		return ROUTE_DONE(r);
 	(void)snprintf(prompt, sizeof(prompt),
-	    "You are %s, a teammate on "
-	    "m8tes.\n\n%s",
+	    "You are %s, a teammate on m8tes.\n\n%s",
 	    json_str(a, "name") ? json_str(a, "name") : "",
 	    json_str(a, "instructions") ? json_str(a, "instructions") : "");
 	o = cJSON_CreateObject();
@@ -303,8 +300,7 @@ routes_agents_prompt(struct mreq *req, struct mresp *resp)
 		return -ENOMEM;
 	r = json_copy_key(o, a, "prompt_profile");
 	r |= json_set_str(o, "profile_description",
-	    "The platform prompt "
-	    "with memory, history and task tools.");
+	    "The platform prompt with memory, history and task tools.");
 	r |= json_set_str(o, "system_prompt", prompt);
 	r |= json_set_num(o, "characters", (double)strlen(prompt));
 	if (r < 0) {
@@ -318,7 +314,7 @@ int
 routes_agents_state(struct mreq *req, struct mresp *resp)
 {
 	const char *verb = req->seg[2];
-	cJSON *a;
+	cJSON *a = NULL;
 	int r = agent_lookup(req, resp, &a);
 
 	if (r != 0)
@@ -332,7 +328,7 @@ routes_agents_state(struct mreq *req, struct mresp *resp)
 int
 routes_agents_webhook(struct mreq *req, struct mresp *resp)
 {
-	cJSON *a;
+	cJSON *a = NULL;
 	int r = agent_lookup(req, resp, &a);
 
 	if (r != 0)
@@ -343,7 +339,7 @@ routes_agents_webhook(struct mreq *req, struct mresp *resp)
 int
 routes_agents_inbox(struct mreq *req, struct mresp *resp)
 {
-	cJSON *a, *o;
+	cJSON *a = NULL, *o = NULL;
 	int r = agent_lookup(req, resp, &a);
 
 	if (r != 0)

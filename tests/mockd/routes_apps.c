@@ -39,10 +39,9 @@ app_find(const cJSON *cat, const char *name)
 static cJSON *
 conn_find(const char *app, const char *uid, bool pending)
 {
-	cJSON *c;
+	cJSON *c = NULL;
 
-	cJSON_ArrayForEach(c, store.connections)
-	{
+	for (c = json_first(store.connections); c != NULL; c = c->next) {
 		const char *a = json_str(c, "_app");
 		const char *u = json_str(c, "_user_id");
 
@@ -109,8 +108,7 @@ routes_apps_list(struct mreq *req, struct mresp *resp)
 
 	if (cat == NULL)
 		return -ENOMEM;
-	cJSON_ArrayForEach(a, cat)
-	{
+	for (a = json_first(cat); a != NULL; a = a->next) {
 		r |= json_set_bool(a, "connected",
 		    conn_find(json_str(a, "name"), uid, false) != NULL);
 		r |= json_set_str(a, "logo_url",
@@ -134,7 +132,7 @@ app_lookup(struct mreq *req, struct mresp *resp, cJSON **ret_cat, cJSON **ret)
 	a = app_find(cat, req->param[0]);
 	if (a == NULL) {
 		cJSON_Delete(cat);
-		return routes_not_found(req, resp, "App");
+		return routes_answered(routes_not_found(req, resp, "App"));
 	}
 	*ret_cat = cat;
 	*ret = a;
@@ -163,7 +161,7 @@ connect_oauth(struct mreq *req, struct mresp *resp, const char *app,
 {
 	const char *redirect = json_str(req->json, "redirect_uri");
 	char url[512];
-	cJSON *c, *o;
+	cJSON *c = NULL, *o = NULL;
 
 	if (redirect == NULL)
 		return routes_invalid(req, resp, "redirect_uri is required");
@@ -171,9 +169,8 @@ connect_oauth(struct mreq *req, struct mresp *resp, const char *app,
 	if (c == NULL)
 		return -ENOMEM;
 	(void)snprintf(url, sizeof(url),
-	    "https://auth.m8tes.ai/oauth/%s?"
-	    "connection_id=%s",
-	    app, json_str(c, "connection_id"));
+	    "https://auth.m8tes.ai/oauth/%s?connection_id=%s", app,
+	    json_str(c, "connection_id"));
 	o = cJSON_CreateObject();
 	if (o == NULL ||
 	    (json_set_str(o, "authorization_url", url) |
@@ -196,7 +193,7 @@ connect_complete(struct mreq *req, struct mresp *resp, const char *app,
 		    "claim_ticket_required",
 		    "Account-level OAuth completion needs claim_ticket");
 
-		return r < 0 ? r : ROUTE_ANSWERED;
+		return routes_answered(r);
 	}
 	if (cid != NULL)
 		c = json_find_str(store.connections, "connection_id", cid);
@@ -216,7 +213,7 @@ int
 routes_apps_connect(struct mreq *req, struct mresp *resp)
 {
 	const char *verb = req->seg[req->nseg - 1], *uid, *auth;
-	cJSON *cat, *a;
+	cJSON *cat = NULL, *a = NULL;
 	int r;
 
 	r = routes_body(req, resp, false);
@@ -243,13 +240,10 @@ routes_apps_connect(struct mreq *req, struct mresp *resp)
 			r = connect_reply(resp, "connected",
 			    json_str(a, "name"), NULL);
 	} else if (strcmp(auth, "platform_provisioned") != 0)
-		r = http_resp_error(resp, req, 400, "invalid_request_error",
-		        "not_provisionable",
-		        "%s is not a platform-provisioned "
-		        "app",
-		        json_str(a, "name")) < 0
-		    ? -ENOMEM
-		    : ROUTE_ANSWERED;
+		r = routes_answered(http_resp_error(resp, req, 400,
+		    "invalid_request_error", "not_provisionable",
+		    "%s is not a platform-provisioned app",
+		    json_str(a, "name")));
 	else if (conn_find(json_str(a, "name"), uid, false) == NULL &&
 	    conn_new(json_str(a, "name"), uid, false) == NULL)
 		r = -ENOMEM;
@@ -325,7 +319,7 @@ int
 routes_apps_triggers(struct mreq *req, struct mresp *resp)
 {
 	char buf[512];
-	cJSON *cat, *a;
+	cJSON *cat = NULL, *a = NULL;
 	int r = app_lookup(req, resp, &cat, &a);
 
 	if (r != 0)

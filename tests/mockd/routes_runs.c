@@ -33,8 +33,8 @@ int
 routes_run_lookup(struct mreq *req, struct mresp *resp, bool scoped,
     struct run **ret)
 {
-	struct run *run;
-	long long id;
+	struct run *run = NULL;
+	long long id = 0;
 	int r;
 
 	r = routes_param_id(req, resp, 0, &id);
@@ -43,7 +43,7 @@ routes_run_lookup(struct mreq *req, struct mresp *resp, bool scoped,
 	run = runs_find(id);
 	if (run == NULL ||
 	    (scoped && !json_scope_eq(run->obj, http_query(req, "user_id"))))
-		return routes_not_found(req, resp, "Run");
+		return routes_answered(routes_not_found(req, resp, "Run"));
 	*ret = run;
 	return 0;
 }
@@ -65,7 +65,7 @@ respond(struct mresp *resp, struct run *run, enum answer how,
 {
 	struct sse_stream *s;
 	char key[64];
-	cJSON *o, *it;
+	cJSON *o = NULL, *it = NULL;
 	int r;
 
 	if (how != ANSWER_JSON) {
@@ -112,8 +112,8 @@ static int
 replay(struct mreq *req, struct mresp *resp, bool *ret_done)
 {
 	const char *key = http_header(req, "Idempotency-Key");
-	struct run *run;
-	long long id;
+	struct run *run = NULL;
+	long long id = 0;
 	int r;
 
 	*ret_done = false;
@@ -145,7 +145,7 @@ check_limit(struct mreq *req, struct mresp *resp, const char *uid)
 {
 	const cJSON *u;
 	long long limit, used = 0;
-	struct run *run;
+	struct run *run = NULL;
 	cJSON *o, *e, *d;
 	int r;
 
@@ -161,9 +161,7 @@ check_limit(struct mreq *req, struct mresp *resp, const char *uid)
 		return 0;
 	r = http_resp_error(resp, req, 402, "billing_error",
 	    "RUN_LIMIT_REACHED",
-	    "Run limit reached (%lld/%lld) for end-user "
-	    "%s.",
-	    used, limit, uid);
+	    "Run limit reached (%lld/%lld) for end-user %s.", used, limit, uid);
 	if (r < 0)
 		return r;
 	/* Add the billing context to the envelope's details. */
@@ -177,7 +175,7 @@ check_limit(struct mreq *req, struct mresp *resp, const char *uid)
 		return -ENOMEM;
 	}
 	r = http_resp_json(resp, 402, o);
-	return r < 0 ? r : ROUTE_ANSWERED;
+	return routes_answered(r);
 }
 
 /*
@@ -227,16 +225,69 @@ fill_run(struct run *run, const cJSON *body, const cJSON *agent,
 	return r;
 }
 
+/*
+ * The teammate a run starts against (the task's, or the body's
+ * teammate_id) and the run's effective user_id, with the scope, strict
+ * mode and end-user limit checks.
+ */
+static int
+start_owner(struct mreq *req, struct mresp *resp, const cJSON *task,
+    const cJSON **ret_agent, const char **ret_uid)
+{
+	const char *uid = routes_body_user(req);
+	const cJSON *agent = NULL;
+	long long tid = -1;
+	int r = 0;
+
+	if (task != NULL) {
+		r = resolve_scope(req, resp, task, "Task", &uid);
+		if (json_int(task, "teammate_id", &tid) == 0)
+			agent = json_find_id(store.agents, tid);
+	} else if (!json_nullish(req->json, "teammate_id")) {
+		if (body_id(req->json, "teammate_id", &tid) < 0)
+			return routes_invalid(req, resp,
+			    "teammate_id must be an integer");
+		agent = json_find_id(store.agents, tid);
+		if (agent == NULL)
+			return routes_not_found(req, resp, "Teammate");
+		r = resolve_scope(req, resp, agent, "Teammate", &uid);
+	}
+	if (r == 0)
+		r = routes_strict(req, resp, uid);
+	if (r == 0)
+		r = check_limit(req, resp, uid);
+	if (r == 0) {
+		*ret_agent = agent;
+		*ret_uid = uid;
+	}
+	return r;
+}
+
+/* The per-run inbox of email_inbox:true, shown in the create answer. */
+static int
+inbox_extra(const struct mreq *req, const struct run *run, cJSON **ret)
+{
+	char addr[96], rnd[9];
+
+	*ret = NULL;
+	if (!cJSON_IsTrue(
+	        cJSON_GetObjectItemCaseSensitive(req->json, "email_inbox")))
+		return 0;
+	util_randhex(rnd, 8);
+	(void)snprintf(addr, sizeof(addr), "run-%lld-%s@notifications.m8tes.ai",
+	    run->id, rnd);
+	*ret = extra2("email_address", addr, NULL, NULL);
+	return *ret == NULL ? -ENOMEM : 0;
+}
+
 int
 routes_runs_start(struct mreq *req, struct mresp *resp, cJSON *task)
 {
 	const cJSON *agent = NULL, *sv;
+	const char *message, *uid = NULL;
 	cJSON *extra = NULL;
-	const char *message, *uid;
-	struct run *run;
-	char addr[96], rnd[9];
+	struct run *run = NULL;
 	bool done, stream;
-	long long tid;
 	int r;
 
 	r = routes_body(req, resp, task == NULL);
@@ -250,28 +301,9 @@ routes_runs_start(struct mreq *req, struct mresp *resp, cJSON *task)
 	message = task != NULL ? json_str(task, "instructions")
 	                       : json_str(req->json, "message");
 	if (message == NULL || (task == NULL && *message == '\0'))
-		return ROUTE_DONE(routes_invalid(req, resp,
-		    "message is "
-		    "required"));
-	uid = routes_body_user(req);
-	if (task != NULL) {
-		r = resolve_scope(req, resp, task, "Task", &uid);
-		if (json_int(task, "teammate_id", &tid) == 0)
-			agent = json_find_id(store.agents, tid);
-	} else if (!json_nullish(req->json, "teammate_id")) {
-		if (body_id(req->json, "teammate_id", &tid) < 0)
-			return ROUTE_DONE(routes_invalid(req, resp,
-			    "teammate_id must be an integer"));
-		agent = json_find_id(store.agents, tid);
-		if (agent == NULL)
-			return ROUTE_DONE(
-			    routes_not_found(req, resp, "Teammate"));
-		r = resolve_scope(req, resp, agent, "Teammate", &uid);
-	}
-	if (r == 0)
-		r = routes_strict(req, resp, uid);
-	if (r == 0)
-		r = check_limit(req, resp, uid);
+		return ROUTE_DONE(
+		    routes_invalid(req, resp, "message is required"));
+	r = start_owner(req, resp, task, &agent, &uid);
 	if (r != 0)
 		return ROUTE_DONE(r);
 	run = runs_new();
@@ -281,17 +313,10 @@ routes_runs_start(struct mreq *req, struct mresp *resp, cJSON *task)
 	r |= remember_key(req, run);
 	if (r == 0)
 		r = runs_turn(run, message, stream);
+	if (r == 0)
+		r = inbox_extra(req, run, &extra);
 	if (r < 0)
 		return r;
-	if (cJSON_IsTrue(
-	        cJSON_GetObjectItemCaseSensitive(req->json, "email_inbox"))) {
-		util_randhex(rnd, 8);
-		(void)snprintf(addr, sizeof(addr),
-		    "run-%lld-%s@notifications.m8tes.ai", run->id, rnd);
-		extra = extra2("email_address", addr, NULL, NULL);
-		if (extra == NULL)
-			return -ENOMEM;
-	}
 	return respond(resp, run, stream ? ANSWER_ORIGIN : ANSWER_JSON,
 	    stream ? 200 : 201, extra);
 }
@@ -350,7 +375,7 @@ multipart(struct mreq *req, struct mresp *resp)
 				    "invalid_request_error", "invalid_file",
 				    "Invalid type: None");
 
-				return r < 0 ? r : ROUTE_ANSWERED;
+				return routes_answered(r);
 			}
 			nfiles++;
 		}
@@ -361,8 +386,7 @@ multipart(struct mreq *req, struct mresp *resp)
 		    "Missing form field 'payload'");
 	if (nfiles == 0)
 		return routes_invalid(req, resp,
-		    "At least one file is "
-		    "required in 'files'");
+		    "At least one file is required in 'files'");
 	return 0;
 }
 
@@ -385,14 +409,13 @@ routes_runs_list(struct mreq *req, struct mresp *resp)
 	const char *tk = http_query(req, "task_id");
 	long long tmid = -1, tkid = -1, v;
 	struct pager pg;
-	struct run *run;
+	struct run *run = NULL;
 	int r;
 
 	if ((tm != NULL && util_parse_ll(tm, &tmid) < 0) ||
 	    (tk != NULL && util_parse_ll(tk, &tkid) < 0))
 		return ROUTE_DONE(routes_invalid(req, resp,
-		    "teammate_id and "
-		    "task_id must be integers"));
+		    "teammate_id and task_id must be integers"));
 	r = pager_init(&pg, req, resp);
 	if (r != 0)
 		return ROUTE_DONE(r);
@@ -423,20 +446,22 @@ routes_runs_check(struct mreq *req, struct mresp *resp)
 	const char *uid = http_query(req, "user_id");
 	long long total = 0, awaiting = 0, latest = -1;
 	const char *change = NULL;
-	struct run *run;
-	cJSON *o;
+	struct run *run = NULL;
+	cJSON *o = NULL;
 	int r;
 
-	TAILQ_FOREACH(run, &store.runs, entry) {
+	for (run = TAILQ_FIRST(&store.runs); run != NULL;
+	     run = TAILQ_NEXT(run, entry)) {
+		const char *at = json_str(run->obj, "updated_at");
+
 		if (!json_scope_eq(run->obj, uid))
 			continue;
 		total++;
 		if (strcmp(runs_status(run), "awaiting_approval") == 0)
 			awaiting++;
 		latest = run->id;
-		if (change == NULL ||
-		    strcmp(json_str(run->obj, "updated_at"), change) > 0)
-			change = json_str(run->obj, "updated_at");
+		if (at != NULL && (change == NULL || strcmp(at, change) > 0))
+			change = at;
 	}
 	o = cJSON_CreateObject();
 	if (o == NULL)
@@ -456,7 +481,7 @@ routes_runs_check(struct mreq *req, struct mresp *resp)
 int
 routes_runs_get(struct mreq *req, struct mresp *resp)
 {
-	struct run *run;
+	struct run *run = NULL;
 	int r = routes_run_lookup(req, resp, true, &run);
 
 	if (r != 0)
@@ -468,23 +493,22 @@ routes_runs_get(struct mreq *req, struct mresp *resp)
 int
 routes_runs_stream(struct mreq *req, struct mresp *resp)
 {
-	struct run *run;
+	struct run *run = NULL;
 	int r = routes_run_lookup(req, resp, false, &run);
 
 	if (r != 0)
 		return ROUTE_DONE(r);
 	if (runs_terminal(run))
 		return ROUTE_DONE(routes_conflict(req, resp, "run_not_active",
-		    "Run is no longer executing; fetch it with GET "
-		    "/runs/{id}"));
+		    "Run is no longer executing; GET /runs/{id} instead"));
 	return respond(resp, run, ANSWER_JOIN, 200, NULL);
 }
 
 int
 routes_runs_outcome(struct mreq *req, struct mresp *resp)
 {
-	struct run *run;
-	cJSON *o;
+	struct run *run = NULL;
+	cJSON *o = NULL;
 	int r = routes_run_lookup(req, resp, false, &run);
 
 	if (r != 0)
@@ -522,8 +546,8 @@ routes_runs_messages(struct mreq *req, struct mresp *resp)
 	const char *as = http_query(req, "after_sequence");
 	const char *ls = http_query(req, "limit");
 	long long after = 0, limit = 500, seq;
-	struct run *run;
-	cJSON *a, *m;
+	struct run *run = NULL;
+	cJSON *a = NULL, *m = NULL;
 	int r = routes_run_lookup(req, resp, false, &run);
 
 	if (r != 0)
@@ -531,13 +555,11 @@ routes_runs_messages(struct mreq *req, struct mresp *resp)
 	if ((as != NULL && util_parse_ll(as, &after) < 0) ||
 	    (ls != NULL && util_parse_ll(ls, &limit) < 0))
 		return ROUTE_DONE(routes_invalid(req, resp,
-		    "after_sequence "
-		    "and limit must be integers"));
+		    "after_sequence and limit must be integers"));
 	a = cJSON_CreateArray();
 	if (a == NULL)
 		return -ENOMEM;
-	cJSON_ArrayForEach(m, run->messages)
-	{
+	for (m = json_first(run->messages); m != NULL; m = m->next) {
 		if (json_int(m, "sequence", &seq) < 0 || seq <= after)
 			continue;
 		if (cJSON_GetArraySize(a) >= limit)
@@ -553,9 +575,9 @@ routes_runs_messages(struct mreq *req, struct mresp *resp)
 int
 routes_runs_reply(struct mreq *req, struct mresp *resp)
 {
-	cJSON *extra;
+	cJSON *extra = NULL;
 	const char *message;
-	struct run *run;
+	struct run *run = NULL;
 	const cJSON *sv;
 	char qid[32];
 	bool done, stream;
@@ -571,16 +593,20 @@ routes_runs_reply(struct mreq *req, struct mresp *resp)
 		return r;
 	message = json_str(req->json, "message");
 	if (message == NULL || *message == '\0')
-		return ROUTE_DONE(routes_invalid(req, resp,
-		    "message is "
-		    "required"));
+		return ROUTE_DONE(
+		    routes_invalid(req, resp, "message is required"));
 	sv = cJSON_GetObjectItemCaseSensitive(req->json, "stream");
 	stream = sv == NULL || cJSON_IsTrue(sv);
 	r = remember_key(req, run);
 	if (r < 0)
 		return r;
-	if (!runs_terminal(run) && !run->gate_open && runs_live(run)) {
-		/* Mid-turn: the message is queued behind the live turn. */
+	if (run->driven && !run->gate_open && runs_live(run)) {
+		/*
+		 * A streamed turn is under way: the message is queued behind
+		 * it. A polled run only moves on GETs, so a reply to it
+		 * starts the next turn at once, like a reply to a finished
+		 * or waiting run.
+		 */
 		(void)snprintf(qid, sizeof(qid), "qmsg_%lld", ++store.seq_msg);
 		extra = extra2("delivery", "queued", "queued_message_id", qid);
 		if (extra == NULL)
@@ -614,7 +640,7 @@ routes_runs_reply_files(struct mreq *req, struct mresp *resp)
 int
 routes_runs_cancel(struct mreq *req, struct mresp *resp)
 {
-	struct run *run;
+	struct run *run = NULL;
 	int r = routes_run_lookup(req, resp, true, &run);
 
 	if (r != 0)
@@ -640,10 +666,9 @@ routes_runs_retry(struct mreq *req, struct mresp *resp)
 		return ROUTE_DONE(routes_conflict(req, resp, "run_not_active",
 		    "Only a finished run can be retried"));
 	if (confirm == NULL || strcmp(confirm, "true") != 0)
-		return ROUTE_DONE(
-		    routes_conflict(req, resp, "retry_needs_confirmation",
-		        "Retrying repeats the run's "
-		        "actions; pass confirm=true"));
+		return ROUTE_DONE(routes_conflict(req, resp,
+		    "retry_needs_confirmation",
+		    "Retrying repeats the run's actions; pass confirm=true"));
 	nr = runs_new();
 	if (nr == NULL)
 		return -ENOMEM;
@@ -665,8 +690,8 @@ int
 routes_runs_files(struct mreq *req, struct mresp *resp)
 {
 	const char *ctype;
-	struct run *run;
-	cJSON *a, *f;
+	struct run *run = NULL;
+	cJSON *a = NULL, *f = NULL;
 	size_t len;
 	int r = routes_run_lookup(req, resp, false, &run);
 
@@ -696,7 +721,7 @@ routes_runs_download(struct mreq *req, struct mresp *resp)
 	                              "found\"}}";
 	const char *name = req->param[1], *ctype;
 	const void *data;
-	struct run *run;
+	struct run *run = NULL;
 	size_t len;
 	int r = routes_run_lookup(req, resp, false, &run);
 

@@ -67,8 +67,8 @@ int
 routes_tasks_lookup(struct mreq *req, struct mresp *resp, bool scoped,
     cJSON **ret)
 {
-	long long id;
-	cJSON *t;
+	long long id = 0;
+	cJSON *t = NULL;
 	int r;
 
 	r = routes_param_id(req, resp, 0, &id);
@@ -77,7 +77,7 @@ routes_tasks_lookup(struct mreq *req, struct mresp *resp, bool scoped,
 	t = json_find_id(store.tasks, id);
 	if (t == NULL ||
 	    (scoped && !json_scope_eq(t, http_query(req, "user_id"))))
-		return routes_not_found(req, resp, "Task");
+		return routes_answered(routes_not_found(req, resp, "Task"));
 	*ret = t;
 	return 0;
 }
@@ -95,48 +95,75 @@ check_body(struct mreq *req, struct mresp *resp)
 	    (st == NULL ||
 	        (strcmp(st, "enabled") != 0 && strcmp(st, "disabled") != 0)))
 		return routes_invalid(req, resp,
-		    "status must be enabled or "
-		    "disabled");
+		    "status must be enabled or disabled");
 	if (json_has(req->json, "instructions") &&
 	    json_str(req->json, "instructions") == NULL)
 		return routes_invalid(req, resp,
-		    "instructions must be a "
-		    "string");
+		    "instructions must be a string");
 	return 0;
+}
+
+/*
+ * The teammate a new task belongs to and the task's user_id (the body's,
+ * else the teammate's scope), with the required fields and strict mode.
+ */
+static int
+create_owner(struct mreq *req, struct mresp *resp, long long *ret_tmid,
+    const char **ret_uid)
+{
+	const char *sid = json_str(req->json, "teammate_id");
+	const char *uid = routes_body_user(req);
+	const cJSON *agent;
+	long long tmid = -1;
+	int r;
+
+	r = sid != NULL ? util_parse_ll(sid, &tmid)
+	                : json_int(req->json, "teammate_id", &tmid);
+	if (r < 0)
+		return routes_invalid(req, resp, "teammate_id is required");
+	if (json_str(req->json, "instructions") == NULL)
+		return routes_invalid(req, resp, "instructions is required");
+	agent = json_find_id(store.agents, tmid);
+	if (agent == NULL || (uid != NULL && !json_scope_eq(agent, uid)))
+		return routes_not_found(req, resp, "Teammate");
+	if (uid == NULL)
+		uid = json_str(agent, "user_id");
+	r = routes_strict(req, resp, uid);
+	if (r == 0) {
+		*ret_tmid = tmid;
+		*ret_uid = uid;
+	}
+	return r;
+}
+
+/* The public form of a new task, with its live trigger URL shown once. */
+static cJSON *
+created_view(const cJSON *t, const char *url)
+{
+	cJSON *out = store_public(t);
+
+	if (out != NULL && url[0] != '\0' &&
+	    json_set_str(out, "webhook_url", url) < 0) {
+		cJSON_Delete(out);
+		return NULL;
+	}
+	return out;
 }
 
 int
 routes_tasks_create(struct mreq *req, struct mresp *resp)
 {
-	const char *uid, *sched;
-	const cJSON *agent;
-	char url[256];
-	long long tmid;
-	cJSON *t, *out;
+	const char *uid = NULL, *sched, *tz;
+	long long tmid = -1;
+	char url[256] = "";
+	cJSON *t;
 	int r;
 
 	r = routes_body(req, resp, true);
 	if (r == 0)
 		r = check_body(req, resp);
-	if (r != 0)
-		return ROUTE_DONE(r);
-	if (json_str(req->json, "teammate_id") != NULL
-	        ? util_parse_ll(json_str(req->json, "teammate_id"), &tmid) < 0
-	        : json_int(req->json, "teammate_id", &tmid) < 0)
-		return ROUTE_DONE(routes_invalid(req, resp,
-		    "teammate_id is "
-		    "required"));
-	if (json_str(req->json, "instructions") == NULL)
-		return ROUTE_DONE(routes_invalid(req, resp,
-		    "instructions is "
-		    "required"));
-	uid = routes_body_user(req);
-	agent = json_find_id(store.agents, tmid);
-	if (agent == NULL || (uid != NULL && !json_scope_eq(agent, uid)))
-		return ROUTE_DONE(routes_not_found(req, resp, "Teammate"));
-	if (uid == NULL)
-		uid = json_str(agent, "user_id");
-	r = routes_strict(req, resp, uid);
+	if (r == 0)
+		r = create_owner(req, resp, &tmid, &uid);
 	if (r != 0)
 		return ROUTE_DONE(r);
 	t = json_template(task_template);
@@ -148,7 +175,6 @@ routes_tasks_create(struct mreq *req, struct mresp *resp)
 	r |= json_set_now(t, "created_at");
 	r |= json_set_now(t, "updated_at");
 	r |= overlay(t, req->json);
-	url[0] = '\0';
 	if (cJSON_IsTrue(
 	        cJSON_GetObjectItemCaseSensitive(req->json, "webhook")))
 		r |= routes_mint_url(t, "tasks", url, sizeof(url));
@@ -157,21 +183,13 @@ routes_tasks_create(struct mreq *req, struct mresp *resp)
 		return -ENOMEM;
 	}
 	sched = json_str(req->json, "schedule");
+	tz = json_str(req->json, "schedule_timezone");
 	if (sched != NULL && *sched != '\0') {
-		const char *tz = json_str(req->json, "schedule_timezone");
-
 		r = routes_triggers_schedule(t, sched, tz != NULL ? tz : "UTC");
 		if (r < 0)
 			return r;
 	}
-	out = store_public(t);
-	/* The live trigger URL is shown once, in this answer. */
-	if (out != NULL && url[0] != '\0' &&
-	    json_set_str(out, "webhook_url", url) < 0) {
-		cJSON_Delete(out);
-		out = NULL;
-	}
-	return http_resp_json(resp, 201, out);
+	return http_resp_json(resp, 201, created_view(t, url));
 }
 
 int
@@ -187,8 +205,7 @@ routes_tasks_list(struct mreq *req, struct mresp *resp)
 
 	if (tm != NULL && util_parse_ll(tm, &tmid) < 0)
 		return ROUTE_DONE(routes_invalid(req, resp,
-		    "teammate_id must "
-		    "be an integer"));
+		    "teammate_id must be an integer"));
 	r = pager_init(&pg, req, resp);
 	if (r != 0)
 		return ROUTE_DONE(r);
@@ -215,7 +232,7 @@ routes_tasks_list(struct mreq *req, struct mresp *resp)
 int
 routes_tasks_get(struct mreq *req, struct mresp *resp)
 {
-	cJSON *t;
+	cJSON *t = NULL;
 	int r = routes_tasks_lookup(req, resp, true, &t);
 
 	if (r != 0)
@@ -226,7 +243,7 @@ routes_tasks_get(struct mreq *req, struct mresp *resp)
 int
 routes_tasks_update(struct mreq *req, struct mresp *resp)
 {
-	cJSON *t;
+	cJSON *t = NULL;
 	int r;
 
 	r = routes_tasks_lookup(req, resp, true, &t);
@@ -245,7 +262,7 @@ routes_tasks_update(struct mreq *req, struct mresp *resp)
 int
 routes_tasks_delete(struct mreq *req, struct mresp *resp)
 {
-	cJSON *t;
+	cJSON *t = NULL;
 	int r = routes_tasks_lookup(req, resp, true, &t);
 
 	if (r != 0)
@@ -258,7 +275,7 @@ routes_tasks_delete(struct mreq *req, struct mresp *resp)
 int
 routes_tasks_run(struct mreq *req, struct mresp *resp)
 {
-	cJSON *t;
+	cJSON *t = NULL;
 	int r = routes_tasks_lookup(req, resp, false, &t);
 
 	if (r != 0)
@@ -269,7 +286,7 @@ routes_tasks_run(struct mreq *req, struct mresp *resp)
 int
 routes_tasks_webhook(struct mreq *req, struct mresp *resp)
 {
-	cJSON *t;
+	cJSON *t = NULL;
 	int r = routes_tasks_lookup(req, resp, true, &t);
 
 	if (r != 0)

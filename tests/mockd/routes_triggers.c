@@ -60,32 +60,27 @@ check_shape(struct mreq *req, struct mresp *resp, int *ret_n)
 	if (!json_nullish(req->json, "cron")) {
 		if (cron == NULL || !cron_ok(cron))
 			return routes_invalid(req, resp,
-			    "cron must be a "
-			    "5-field cron expression");
+			    "cron must be a 5-field cron expression");
 		n++;
 	}
 	if (!json_nullish(req->json, "interval_seconds")) {
 		if (json_int(req->json, "interval_seconds", &iv) < 0 || iv < 1)
 			return routes_invalid(req, resp,
-			    "interval_seconds "
-			    "must be a positive integer");
+			    "interval_seconds must be a positive integer");
 		n++;
 	}
 	if (!json_nullish(req->json, "run_at")) {
 		if (at == NULL || util_parse_iso(at, &t) < 0)
 			return routes_invalid(req, resp,
-			    "run_at must be an "
-			    "ISO 8601 date-time");
+			    "run_at must be an ISO 8601 date-time");
 		if (t <= time(NULL))
 			return routes_invalid(req, resp,
-			    "run_at must be in "
-			    "the future");
+			    "run_at must be in the future");
 		n++;
 	}
 	if (n > 1)
 		return routes_invalid(req, resp,
-		    "cron, interval_seconds and "
-		    "run_at are mutually exclusive");
+		    "cron, interval_seconds and run_at are mutually exclusive");
 	*ret_n = n;
 	return 0;
 }
@@ -140,12 +135,13 @@ trigger_new(const cJSON *task, const char *type, const char *id)
 static cJSON *
 trigger_find(long long task_id, const char *id)
 {
-	cJSON *tr;
+	cJSON *tr = NULL;
 	long long t;
 
-	cJSON_ArrayForEach(tr,
-	    store.triggers) if (json_int(tr, "_task_id", &t) == 0 &&
-	    t == task_id && strcmp(json_str(tr, "id"), id) == 0) return tr;
+	for (tr = json_first(store.triggers); tr != NULL; tr = tr->next)
+		if (json_int(tr, "_task_id", &t) == 0 && t == task_id &&
+		    strcmp(json_str(tr, "id"), id) == 0)
+			return tr;
 	return NULL;
 }
 
@@ -153,7 +149,7 @@ int
 routes_triggers_schedule(cJSON *t, const char *cron, const char *tz)
 {
 	char id[32];
-	cJSON *tr, *body;
+	cJSON *tr = NULL, *body = NULL;
 	int r;
 
 	(void)snprintf(id, sizeof(id), "schedule_%lld", store.seq_trigger + 1);
@@ -188,9 +184,7 @@ fill_by_type(struct mreq *req, struct mresp *resp, cJSON *task, cJSON *tr,
 	} else if (strcmp(type, "email") == 0) {
 		util_randhex(rnd, 8);
 		(void)snprintf(buf, sizeof(buf),
-		    "task-%lld-%s@notifications."
-		    "m8tes.ai",
-		    json_id(task), rnd);
+		    "task-%lld-%s@notifications.m8tes.ai", json_id(task), rnd);
 		r = json_set_str(tr, "address", buf);
 	} else if (strcmp(type, "app") == 0) {
 		long long n = 0;
@@ -198,8 +192,7 @@ fill_by_type(struct mreq *req, struct mresp *resp, cJSON *task, cJSON *tr,
 		if (json_str(req->json, "app") == NULL ||
 		    json_str(req->json, "trigger_name") == NULL)
 			return routes_invalid(req, resp,
-			    "app triggers need "
-			    "app and trigger_name");
+			    "app triggers need app and trigger_name");
 		r = json_copy_key(tr, req->json, "app");
 		r |= json_copy_key(tr, req->json, "trigger_name");
 		r |= json_copy_key(tr, req->json, "trigger_config");
@@ -210,56 +203,79 @@ fill_by_type(struct mreq *req, struct mresp *resp, cJSON *task, cJSON *tr,
 	return r;
 }
 
+/* The type of a create body, with the schedule shape checked. */
+static int
+create_type(struct mreq *req, struct mresp *resp, const char **ret)
+{
+	const char *type = json_str(req->json, "type");
+	int r, n = 0;
+
+	if (!is_type(type))
+		return routes_answered(routes_invalid(req, resp,
+		    "type must be one of schedule, webhook, email, app"));
+	if (strcmp(type, "schedule") == 0) {
+		r = check_shape(req, resp, &n);
+		if (r != 0)
+			return r;
+		if (n == 0)
+			return routes_answered(routes_invalid(req, resp,
+			    "A schedule needs cron, interval_seconds or "
+			    "run_at"));
+	}
+	*ret = type;
+	return 0;
+}
+
+/* The id of a new trigger; a singleton replaces the task's old one. */
+static void
+new_id(const cJSON *task, const char *type, char *id, size_t len)
+{
+	cJSON *old;
+
+	if (strcmp(type, "webhook") != 0 && strcmp(type, "email") != 0) {
+		(void)snprintf(id, len, "%s_%lld", type, store.seq_trigger + 1);
+		return;
+	}
+	(void)snprintf(id, len, "%s", type);
+	old = trigger_find(json_id(task), id);
+	if (old != NULL)
+		cJSON_Delete(cJSON_DetachItemViaPointer(store.triggers, old));
+}
+
 int
 routes_triggers_create(struct mreq *req, struct mresp *resp)
 {
-	const char *type, *tz;
+	const char *type = NULL, *tz, *uid = NULL;
+	cJSON *task = NULL, *tr;
 	char id[32];
-	cJSON *task, *tr;
-	int r, n = 0;
+	int r;
 
 	r = routes_tasks_lookup(req, resp, true, &task);
 	if (r == 0)
 		r = routes_body(req, resp, true);
-	if (r == 0 && routes_body_user(req) != NULL &&
-	    !json_scope_eq(task, routes_body_user(req)))
+	if (r == 0)
+		uid = routes_body_user(req);
+	if (r == 0 && uid != NULL && !json_scope_eq(task, uid))
 		r = routes_not_found(req, resp, "Task");
+	if (r == 0)
+		r = create_type(req, resp, &type);
 	if (r != 0)
 		return ROUTE_DONE(r);
-	type = json_str(req->json, "type");
-	if (!is_type(type))
-		return ROUTE_DONE(routes_invalid(req, resp,
-		    "type must be one "
-		    "of schedule, webhook, email, app"));
-	if (strcmp(type, "schedule") == 0) {
-		r = check_shape(req, resp, &n);
-		if (r == 0 && n == 0)
-			r = routes_invalid(req, resp,
-			    "A schedule trigger needs "
-			    "cron, interval_seconds or run_at");
-		if (r != 0)
-			return ROUTE_DONE(r);
-	}
-	if (strcmp(type, "webhook") == 0 || strcmp(type, "email") == 0) {
-		(void)snprintf(id, sizeof(id), "%s", type);
-		tr = trigger_find(json_id(task), id);
-		if (tr != NULL)
-			cJSON_Delete(
-			    cJSON_DetachItemViaPointer(store.triggers, tr));
-	} else
-		(void)snprintf(id, sizeof(id), "%s_%lld", type,
-		    store.seq_trigger + 1);
+	new_id(task, type, id, sizeof(id));
 	tr = trigger_new(task, type, id);
 	if (tr == NULL)
 		return -ENOMEM;
 	r = fill_by_type(req, resp, task, tr, type);
 	tz = json_str(req->json, "timezone");
-	r |= r < 0 ? 0 : json_set_str(tr, "timezone", tz != NULL ? tz : "UTC");
+	if (r == 0)
+		r = json_set_str(tr, "timezone", tz != NULL ? tz : "UTC");
 	if (r == 0 && !json_nullish(req->json, "allowed_senders"))
 		r = json_copy_key(tr, req->json, "allowed_senders");
-	if (r != 0 || !cJSON_AddItemToArray(store.triggers, tr)) {
+	if (r == 0 && !cJSON_AddItemToArray(store.triggers, tr))
+		r = -ENOMEM;
+	if (r != 0) {
 		cJSON_Delete(tr);
-		return r != 0 ? ROUTE_DONE(r) : -ENOMEM;
+		return ROUTE_DONE(r);
 	}
 	return routes_send(resp, 201, tr);
 }
@@ -276,8 +292,7 @@ routes_triggers_list(struct mreq *req, struct mresp *resp)
 	a = cJSON_CreateArray();
 	if (a == NULL)
 		return -ENOMEM;
-	cJSON_ArrayForEach(tr, store.triggers)
-	{
+	for (tr = json_first(store.triggers); tr != NULL; tr = tr->next) {
 		if (json_int(tr, "_task_id", &t) < 0 || t != json_id(task))
 			continue;
 		if (!cJSON_AddItemToArray(a, store_public(tr))) {
@@ -304,19 +319,18 @@ trigger_lookup(struct mreq *req, struct mresp *resp, cJSON **ret_task,
     cJSON **ret)
 {
 	long long n;
-	cJSON *tr;
+	cJSON *tr = NULL;
 	int r;
 
 	r = routes_tasks_lookup(req, resp, true, ret_task);
 	if (r != 0)
 		return r;
 	if (util_parse_ll(req->param[1], &n) == 0)
-		return routes_invalid(req, resp,
-		    "Trigger ids are strings such "
-		    "as schedule_5, webhook or email");
+		return routes_answered(routes_invalid(req, resp,
+		    "Trigger ids are strings: schedule_5, webhook, email"));
 	tr = trigger_find(json_id(*ret_task), req->param[1]);
 	if (tr == NULL)
-		return routes_not_found(req, resp, "Trigger");
+		return routes_answered(routes_not_found(req, resp, "Trigger"));
 	*ret = tr;
 	return 0;
 }
@@ -325,7 +339,7 @@ int
 routes_triggers_update(struct mreq *req, struct mresp *resp)
 {
 	const cJSON *en;
-	cJSON *task, *tr;
+	cJSON *task = NULL, *tr = NULL;
 	int r, n = 0;
 
 	r = trigger_lookup(req, resp, &task, &tr);
@@ -337,13 +351,11 @@ routes_triggers_update(struct mreq *req, struct mresp *resp)
 		return ROUTE_DONE(r);
 	if (n > 0 && strcmp(json_str(tr, "type"), "schedule") != 0)
 		return ROUTE_DONE(routes_invalid(req, resp,
-		    "Only schedule "
-		    "triggers have a schedule"));
+		    "Only schedule triggers have a schedule"));
 	en = cJSON_GetObjectItemCaseSensitive(req->json, "enabled");
 	if (en != NULL && !cJSON_IsBool(en))
-		return ROUTE_DONE(routes_invalid(req, resp,
-		    "enabled must be a "
-		    "boolean"));
+		return ROUTE_DONE(
+		    routes_invalid(req, resp, "enabled must be a boolean"));
 	if (en != NULL)
 		r |= json_copy_key(tr, req->json, "enabled");
 	if (n > 0)
@@ -356,7 +368,7 @@ routes_triggers_update(struct mreq *req, struct mresp *resp)
 int
 routes_triggers_delete(struct mreq *req, struct mresp *resp)
 {
-	cJSON *task, *tr;
+	cJSON *task = NULL, *tr = NULL;
 	int r = trigger_lookup(req, resp, &task, &tr);
 
 	if (r != 0)
@@ -390,8 +402,7 @@ routes_triggers_all(struct mreq *req, struct mresp *resp)
 	if ((tk != NULL && util_parse_ll(tk, &tkid) < 0) ||
 	    (lim != NULL && util_parse_ll(lim, &limit) < 0))
 		return ROUTE_DONE(routes_invalid(req, resp,
-		    "task_id and limit "
-		    "must be integers"));
+		    "task_id and limit must be integers"));
 	data = cJSON_CreateArray();
 	if (data == NULL)
 		return -ENOMEM;

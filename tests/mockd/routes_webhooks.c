@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -40,7 +41,6 @@ private_host(const char *url)
 	const char *h = url + 8;
 	char host[256];
 	size_t n = strcspn(h, "/?#");
-	unsigned int b;
 
 	if (n >= sizeof(host))
 		n = sizeof(host) - 1;
@@ -51,8 +51,13 @@ private_host(const char *url)
 	for (size_t i = 0; prefixes[i] != NULL; i++)
 		if (strncasecmp(host, prefixes[i], strlen(prefixes[i])) == 0)
 			return true;
-	if (sscanf(host, "172.%u.", &b) == 1 && b >= 16 && b <= 31)
-		return true;
+	if (strncmp(host, "172.", 4) == 0) {
+		char *end;
+		unsigned long b = strtoul(host + 4, &end, 10);
+
+		if (*end == '.' && b >= 16 && b <= 31)
+			return true;
+	}
 	n = strlen(host);
 	return (n > 6 && strcasecmp(host + n - 6, ".local") == 0) ||
 	    (n > 10 && strcasecmp(host + n - 10, ".localhost") == 0) || n == 0;
@@ -69,19 +74,17 @@ check_body(struct mreq *req, struct mresp *resp, bool create)
 	if (create || json_has(req->json, "url")) {
 		if (url == NULL || strncasecmp(url, "https://", 8) != 0)
 			return routes_invalid(req, resp,
-			    "url must be an "
-			    "https:// URL");
+			    "url must be an https:// URL");
 		if (private_host(url)) {
 			r = http_resp_error(resp, req, 422,
 			    "invalid_request_error", "url_not_allowed",
 			    "url must not point at a local or private host");
-			return r < 0 ? r : ROUTE_ANSWERED;
+			return routes_answered(r);
 		}
 	}
 	if (ev != NULL && !cJSON_IsArray(ev) && !cJSON_IsNull(ev))
 		return routes_invalid(req, resp, "events must be a list");
-	cJSON_ArrayForEach(it, ev)
-	{
+	for (it = json_first(ev); it != NULL; it = it->next) {
 		bool ok = false;
 
 		for (size_t i = 0; cJSON_IsString(it) && known_events[i]; i++)
@@ -89,8 +92,7 @@ check_body(struct mreq *req, struct mresp *resp, bool create)
 			    ok || strcmp(it->valuestring, known_events[i]) == 0;
 		if (!ok)
 			return routes_invalid(req, resp,
-			    "Unknown event type "
-			    "in events");
+			    "Unknown event type in events");
 	}
 	it = cJSON_GetObjectItemCaseSensitive(req->json, "active");
 	if (it != NULL && !cJSON_IsBool(it))
@@ -136,8 +138,8 @@ seed_delivery(const cJSON *w, const char *event, const char *status, int code,
 
 	if (d == NULL)
 		return -ENOMEM;
+	memcpy(eid, "evt_", 5);
 	util_randhex(eid + 4, 16);
-	memcpy(eid, "evt_", 4);
 	r = json_set_num(d, "id", (double)++store.seq_delivery);
 	r |= json_set_num(d, "webhook_endpoint_id", (double)json_id(w));
 	r |= json_set_str(d, "event_type", event);
@@ -161,7 +163,7 @@ int
 routes_webhooks_create(struct mreq *req, struct mresp *resp)
 {
 	const cJSON *ev;
-	cJSON *w;
+	cJSON *w = NULL;
 	int r;
 
 	r = routes_body(req, resp, true);
@@ -199,7 +201,7 @@ int
 routes_webhooks_list(struct mreq *req, struct mresp *resp)
 {
 	struct pager pg;
-	cJSON *v;
+	cJSON *v = NULL;
 	int r;
 
 	r = pager_init(&pg, req, resp);
@@ -221,8 +223,8 @@ routes_webhooks_list(struct mreq *req, struct mresp *resp)
 static int
 webhook_lookup(struct mreq *req, struct mresp *resp, cJSON **ret)
 {
-	long long id;
-	cJSON *w;
+	long long id = 0;
+	cJSON *w = NULL;
 	int r;
 
 	r = routes_param_id(req, resp, 0, &id);
@@ -230,7 +232,8 @@ webhook_lookup(struct mreq *req, struct mresp *resp, cJSON **ret)
 		return r;
 	w = json_find_id(store.webhooks, id);
 	if (w == NULL)
-		return routes_not_found(req, resp, "Webhook endpoint");
+		return routes_answered(
+		    routes_not_found(req, resp, "Webhook endpoint"));
 	*ret = w;
 	return 0;
 }
@@ -238,7 +241,7 @@ webhook_lookup(struct mreq *req, struct mresp *resp, cJSON **ret)
 int
 routes_webhooks_get(struct mreq *req, struct mresp *resp)
 {
-	cJSON *w;
+	cJSON *w = NULL;
 	int r = webhook_lookup(req, resp, &w);
 
 	return r != 0 ? ROUTE_DONE(r)
@@ -249,7 +252,7 @@ int
 routes_webhooks_update(struct mreq *req, struct mresp *resp)
 {
 	bool rotate;
-	cJSON *w;
+	cJSON *w = NULL;
 	int r;
 
 	r = webhook_lookup(req, resp, &w);
@@ -299,7 +302,7 @@ routes_webhooks_deliveries(struct mreq *req, struct mresp *resp)
 {
 	struct pager pg;
 	long long e;
-	cJSON *w;
+	cJSON *w = NULL;
 	int r;
 
 	r = webhook_lookup(req, resp, &w);

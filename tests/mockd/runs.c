@@ -265,8 +265,7 @@ perms_cancel(struct run *run)
 	cJSON *p;
 	int r = 0;
 
-	cJSON_ArrayForEach(p, run->perms)
-	{
+	for (p = json_first(run->perms); p != NULL; p = p->next) {
 		const char *s = json_str(p, "status");
 
 		if (s != NULL && strcmp(s, "pending") == 0)

@@ -146,7 +146,7 @@ echo_text(const char *message)
 			p++;
 			continue;
 		}
-		out[o++] = *p == '\n' || *p == '\t' ? ' ' : *p;
+		out[o++] = (char)(*p == '\n' || *p == '\t' ? ' ' : *p);
 		p++;
 	}
 	while (o > 0 && out[o - 1] == ' ')
@@ -483,15 +483,14 @@ build_end(struct run *run)
 	return r;
 }
 
-int
-script_build(struct run *run)
+/* A stall, the approval/question/plan gates and an [error] frame. */
+static int
+build_middle(struct run *run)
 {
-	struct run_marks *m = &run->m;
-	int r;
+	const struct run_marks *m = &run->m;
+	int r = 0;
 
-	script_free(run);
-	r = build_prelude(run);
-	if (r == 0 && m->stall_ms > 0)
+	if (m->stall_ms > 0)
 		r = push(run, RUN_ACT_STALL, RUN_EV_DATA, NULL, m->stall_ms);
 	if (r == 0 && m->approval)
 		r = push_text(run, RUN_ACT_GATE, RUN_EV_DATA, "approval");
@@ -504,22 +503,31 @@ script_build(struct run *run)
 		    frame_s("error", "error",
 		        "Mock error: the gmail tool answered 500", "error_code",
 		        "tool_error"));
-	if (r == 0 && m->fail[0] != '\0') {
+	return r;
+}
+
+/* How the turn ends: a failure, a cancellation, or the normal output. */
+static int
+build_outcome(struct run *run)
+{
+	const struct run_marks *m = &run->m;
+	int r;
+
+	if (m->fail[0] != '\0') {
 		r = build_failure(run);
 		if (r == 0 && !m->nodone)
 			r = push_text(run, RUN_ACT_EMIT, RUN_EV_DATA, "[DONE]");
-		goto out;
+		return r;
 	}
-	if (r == 0 && m->cancelled) {
+	if (m->cancelled) {
 		r = push_text(run, RUN_ACT_END, RUN_EV_DATA, "cancelled");
 		if (r == 0)
 			r = emit(run,
 			    frame_s("cancelled", "message", "Run cancelled",
 			        NULL, NULL));
-		goto out;
+		return r;
 	}
-	if (r == 0)
-		r = build_text(run);
+	r = build_text(run);
 	if (r == 0)
 		r = build_tool(run);
 	if (r == 0 && m->invalid)
@@ -527,7 +535,20 @@ script_build(struct run *run)
 		    "{\"type\":\"text-delta\",\"delta\":");
 	if (r == 0)
 		r = build_end(run);
-out:
+	return r;
+}
+
+int
+script_build(struct run *run)
+{
+	int r;
+
+	script_free(run);
+	r = build_prelude(run);
+	if (r == 0)
+		r = build_middle(run);
+	if (r == 0)
+		r = build_outcome(run);
 	if (r < 0)
 		script_free(run);
 	return r;

@@ -4,6 +4,7 @@
  * Byte-level helpers shared by the mock's modules. Nothing here knows about
  * HTTP or JSON; everything is pure apart from the random source and clocks.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -130,7 +131,7 @@ util_base64(const uint8_t *p, size_t len)
 			v |= (uint32_t)p[i + 1] << 8;
 		*o++ = tab[v >> 18 & 63];
 		*o++ = tab[v >> 12 & 63];
-		*o++ = i + 1 < len ? tab[v >> 6 & 63] : '=';
+		*o++ = (char)(i + 1 < len ? tab[v >> 6 & 63] : '=');
 		*o++ = '=';
 	}
 	*o = '\0';
@@ -195,11 +196,18 @@ util_parse_iso(const char *s, time_t *ret)
 	if (*p == 'Z' || *p == 'z')
 		p++;
 	else if (*p == '+' || *p == '-') {
-		int hh, mm;
+		const char *z = p + 1;
 
-		if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
+		/* "+hh:mm" exactly. */
+		if (!isdigit((unsigned char)z[0]) ||
+		    !isdigit((unsigned char)z[1]) || z[2] != ':' ||
+		    !isdigit((unsigned char)z[3]) ||
+		    !isdigit((unsigned char)z[4]))
 			return -EINVAL;
-		off = (long)(hh * 3600 + mm * 60) * (*p == '+' ? 1 : -1);
+		off = ((z[0] - '0') * 10L + (z[1] - '0')) * 3600 +
+		    ((z[3] - '0') * 10L + (z[4] - '0')) * 60;
+		if (*p == '-')
+			off = -off;
 		p += 6;
 	}
 	if (*p != '\0')
