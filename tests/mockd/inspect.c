@@ -27,8 +27,12 @@
 #include "store.h"
 #include "util.h"
 
-static cJSON *ring[INSPECT_MAX_RECORDS];
+static struct {
+	cJSON *rec;
+	size_t bytes; /* recorded body size */
+} ring[INSPECT_MAX_RECORDS];
 static size_t ring_head, ring_len; /* oldest slot, number used */
+static size_t ring_bytes;          /* body bytes held by the ring */
 static unsigned long long ring_seq;
 static cJSON *faults;
 
@@ -39,14 +43,29 @@ inspect_init(void)
 	return faults == NULL ? -ENOMEM : 0;
 }
 
+static void
+ring_drop_oldest(void)
+{
+	cJSON_Delete(ring[ring_head].rec);
+	ring_bytes -= ring[ring_head].bytes;
+	ring[ring_head].rec = NULL;
+	ring[ring_head].bytes = 0;
+	ring_head = (ring_head + 1) % INSPECT_MAX_RECORDS;
+	ring_len--;
+}
+
+static void
+ring_clear(void)
+{
+	while (ring_len > 0)
+		ring_drop_oldest();
+	ring_head = 0;
+}
+
 void
 inspect_clear(void)
 {
-	for (size_t i = 0; i < ring_len; i++) {
-		cJSON_Delete(ring[(ring_head + i) % INSPECT_MAX_RECORDS]);
-		ring[(ring_head + i) % INSPECT_MAX_RECORDS] = NULL;
-	}
-	ring_head = ring_len = 0;
+	ring_clear();
 	if (faults != NULL)
 		while (faults->child != NULL)
 			cJSON_DeleteItemFromArray(faults, 0);
@@ -96,7 +115,7 @@ inspect_record(const struct mreq *req)
 	cJSON *rec = cJSON_CreateObject();
 	struct timespec ts;
 	long long ms;
-	size_t slot;
+	size_t slot, bytes;
 	int r;
 
 	if (rec == NULL)
@@ -114,16 +133,18 @@ inspect_record(const struct mreq *req)
 		cJSON_Delete(rec);
 		return -ENOMEM;
 	}
+	bytes =
+	    req->body_len < INSPECT_MAX_BODY ? req->body_len : INSPECT_MAX_BODY;
 	store_lock();
 	r = json_set_num(rec, "seq", (double)++ring_seq);
-	if (ring_len == INSPECT_MAX_RECORDS) {
-		cJSON_Delete(ring[ring_head]);
-		ring[ring_head] = NULL;
-		ring_head = (ring_head + 1) % INSPECT_MAX_RECORDS;
-		ring_len--;
-	}
+	while (ring_len > 0 &&
+	    (ring_len == INSPECT_MAX_RECORDS ||
+	        ring_bytes + bytes > INSPECT_MAX_BYTES))
+		ring_drop_oldest();
 	slot = (ring_head + ring_len) % INSPECT_MAX_RECORDS;
-	ring[slot] = rec;
+	ring[slot].rec = rec;
+	ring[slot].bytes = bytes;
+	ring_bytes += bytes;
 	ring_len++;
 	store_unlock();
 	return r;
@@ -319,7 +340,7 @@ list_requests(struct mreq *req, struct mresp *resp)
 		(void)util_parse_ll(since, &after);
 	store_lock();
 	for (size_t i = 0; i < ring_len; i++) {
-		cJSON *rec = ring[(ring_head + i) % INSPECT_MAX_RECORDS];
+		cJSON *rec = ring[(ring_head + i) % INSPECT_MAX_RECORDS].rec;
 		const char *rp = json_str(rec, "path");
 
 		if ((json_int(rec, "seq", &seq) == 0 && seq <= after) ||
@@ -427,12 +448,7 @@ inspect_handle(struct mreq *req, struct mresp *resp)
 		return list_requests(req, resp);
 	if (strcmp(p, "requests") == 0 && strcmp(m, "DELETE") == 0) {
 		store_lock();
-		for (size_t i = 0; i < ring_len; i++) {
-			cJSON_Delete(
-			    ring[(ring_head + i) % INSPECT_MAX_RECORDS]);
-			ring[(ring_head + i) % INSPECT_MAX_RECORDS] = NULL;
-		}
-		ring_head = ring_len = 0;
+		ring_clear();
 		store_unlock();
 		return http_resp_empty(resp, 204);
 	}

@@ -10,8 +10,9 @@
 
 #include <cjson/cJSON.h>
 
-#define INSPECT_MAX_RECORDS 10000   /* ring size */
-#define INSPECT_MAX_BODY (1u << 20) /* recorded body bytes */
+#define INSPECT_MAX_RECORDS 10000      /* ring size */
+#define INSPECT_MAX_BODY (1u << 20)    /* recorded body bytes */
+#define INSPECT_MAX_BYTES (256u << 20) /* body bytes the ring holds */
 
 struct mreq;
 struct mresp;

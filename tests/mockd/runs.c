@@ -399,12 +399,30 @@ driver_start(struct run *run)
 	return 0;
 }
 
+/* Forget the oldest finished run nobody is streaming, to bound memory. */
+static void
+evict_one(void)
+{
+	struct run *run;
+
+	TAILQ_FOREACH(run, &store.runs, entry)
+		if (runs_terminal(run) && run->refs == 1 && !run->driven) {
+			TAILQ_REMOVE(&store.runs, run, entry);
+			store.nruns--;
+			run->dead = true;
+			runs_unref(run);
+			return;
+		}
+}
+
 struct run *
 runs_new(void)
 {
 	struct run *run;
 	int r;
 
+	if (store.nruns >= RUNS_MAX)
+		evict_one();
 	run = calloc(1, sizeof(*run));
 	if (run == NULL)
 		return NULL;

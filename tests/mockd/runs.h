@@ -18,7 +18,7 @@
 
 #include <cjson/cJSON.h>
 
-#define RUNS_MAX 100000             /* runs kept before creates get 429 */
+#define RUNS_MAX 100000             /* runs kept; older finished ones go */
 #define RUNS_DEFAULT_STALL_MS 30000 /* "[stall]" without a duration */
 
 enum run_ev_kind {
