@@ -69,6 +69,7 @@ struct hub {
 	struct sse_parser sse;
 	struct runacc acc;
 	bool terminal; /* a terminal event arrived on the transfer */
+	const char *end_status; /* "completed", "failed", "cancelled" */
 	struct logent *log;
 	size_t nlog, caplog, logbytes;
 	size_t skip;  /* replayed events still to skip after a re-attach */
@@ -211,6 +212,7 @@ hub_revive(struct hub *h)
 	apierr_done(&h->apierr);
 	runacc_reset(&h->acc);
 	h->terminal = false;
+	h->end_status = NULL;
 	h->reattaches = 0;
 	h->turn = h->nlog;
 }
@@ -418,6 +420,9 @@ event_cb(struct sse_event *ev, void *arg)
 	fan_out(h);
 	if (sse_type_is_terminal(ev->type)) {
 		h->terminal = true;
+		h->end_status = sse_type_is_terminal_failure(ev->type) ? "failed" :
+		    strcmp(ev->type, "cancelled") == 0		       ? "cancelled" :
+									 "completed";
 		return -ECANCELED; /* stop parsing; the hub finishes */
 	}
 	return 0;
@@ -502,6 +507,8 @@ hub_finish_with(struct hub *h, const cJSON *run)
 		if (cJSON_IsString(st))
 			cJSON_AddStringToObject(res, "status", st->valuestring);
 		cJSON_AddItemToObject(res, "run", cJSON_Duplicate(run, 1));
+	} else if (h->end_status != NULL) {
+		cJSON_AddStringToObject(res, "status", h->end_status);
 	}
 	h->result = res;
 	retire(h);
@@ -612,8 +619,11 @@ transfer_done_cb(const struct up_response *r, void *arg)
 		log_info("run %" PRId64 ": stream ended early (%s); "
 			 "re-attaching",
 		    h->run_id, r->error ? r->error_text : "closed");
+		/* At once the first time; then back off. */
 		(void)loop_timer_add(h->s->loop,
-		    (uint64_t)REATTACH_BASE_MS << h->reattaches,
+		    h->reattaches == 0 ?
+			0 :
+			(uint64_t)REATTACH_BASE_MS << (h->reattaches - 1),
 		    hub_reattach_cb, h, &h->timer);
 		h->reattaches++;
 		return;
