@@ -420,7 +420,7 @@ config_load(const char *path, bool must_exist, struct config *ret, char *err,
 		(void)snprintf(err, errlen, "%s is not a regular file", path);
 		goto out_close;
 	}
-	if (st.st_size > CONFIG_MAX_SIZE)
+	if (st.st_size > (off_t)CONFIG_MAX_SIZE)
 		goto out_big;
 	buf = malloc(CONFIG_MAX_SIZE + 1);
 	if (buf == NULL) {
@@ -446,7 +446,7 @@ config_load(const char *path, bool must_exist, struct config *ret, char *err,
 
 out_big:
 	r = -EFBIG;
-	(void)snprintf(err, errlen, "%s is larger than %d bytes", path,
+	(void)snprintf(err, errlen, "%s is larger than %zu bytes", path,
 	    CONFIG_MAX_SIZE);
 	goto out_close;
 out_errno:
@@ -517,6 +517,7 @@ config_reload(const char *path, bool must_exist, const struct config *overrides,
 	struct config next;
 	int loaded, r;
 
+	config_init(&next);
 	loaded = config_load(path, must_exist, &next, err, errlen);
 	if (loaded < 0)
 		return loaded;

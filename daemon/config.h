@@ -29,14 +29,14 @@
 #define CONFIG_DEFAULT_PATH "/etc/m8tes/m8tesd.conf"
 
 /* Limits of the file and of what it may declare. */
-#define CONFIG_MAX_SIZE (1024 * 1024) /* bytes of one file */
-#define CONFIG_MAX_LINE 8192          /* bytes of one line */
-#define CONFIG_MAX_PEERS 1024         /* [peer] sections */
-#define CONFIG_MAX_GLOBS 256          /* allow + deny patterns per section */
-#define CONFIG_MAX_GLOB 128           /* bytes of one pattern */
-#define CONFIG_MAX_SECRETS 16         /* webhook_secret lines */
-#define CONFIG_MAX_SECRET 512         /* bytes of one webhook secret */
-#define CONFIG_MAX_NAME 256           /* tenant, user and group names */
+#define CONFIG_MAX_SIZE ((size_t)1024 * 1024) /* bytes of one file */
+#define CONFIG_MAX_LINE 8192                  /* bytes of one line */
+#define CONFIG_MAX_PEERS 1024                 /* [peer] sections */
+#define CONFIG_MAX_GLOBS 256  /* allow + deny patterns per section */
+#define CONFIG_MAX_GLOB 128   /* bytes of one pattern */
+#define CONFIG_MAX_SECRETS 16 /* webhook_secret lines */
+#define CONFIG_MAX_SECRET 512 /* bytes of one webhook secret */
+#define CONFIG_MAX_NAME 256   /* tenant, user and group names */
 
 /* Defaults: the same as m8tesd's built-in ones. */
 #define CONFIG_DEF_UPSTREAM_TIMEOUT 300.0 /* seconds */
@@ -45,9 +45,9 @@
 #define CONFIG_DEF_MAX_RETRY_AFTER 60.0   /* seconds */
 #define CONFIG_DEF_SOCKET_MODE 0660
 #define CONFIG_DEF_MAX_CONNECTIONS 4096
-#define CONFIG_DEF_WEBHOOK_TOLERANCE 300          /* seconds; 0 = off */
-#define CONFIG_DEF_WEBHOOK_MAX_BODY (1024 * 1024) /* bytes */
-#define CONFIG_DEF_AUDIT_RETENTION_DAYS 90        /* 0 = keep for ever */
+#define CONFIG_DEF_WEBHOOK_TOLERANCE 300                  /* seconds; 0 = off */
+#define CONFIG_DEF_WEBHOOK_MAX_BODY ((size_t)1024 * 1024) /* bytes */
+#define CONFIG_DEF_AUDIT_RETENTION_DAYS 90 /* 0 = keep for ever */
 
 /* Every key outside the [peer] sections; CONFIG_PEERS stands for those. */
 enum config_key {

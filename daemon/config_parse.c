@@ -25,6 +25,10 @@
 #define SUN_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
 #define SHOW "%.64s" /* how much of a bad value a message repeats */
 
+/* Messages spell these limits out. */
+_Static_assert(SUN_PATH_MAX == 108, "sun_path is 108 bytes on Linux");
+_Static_assert(PATH_MAX == 4096, "PATH_MAX is 4096 on Linux");
+
 /* Keys of a [peer] section. */
 enum pkey {
 	PK_MATCH_UID,
@@ -77,11 +81,23 @@ parse_uint(const char *s, unsigned long long hi, unsigned long long *ret);
 static int parse_decimal(const char *s, double *ret);
 static int parse_bool(const char *s, bool *ret);
 static bool valid_name(const char *s);
+static int bad_value(struct pstate *ps, const char *shown, const char *v,
+    const char *want);
+static int
+parse_size(const char *v, unsigned long long hi, unsigned long long *ret);
+static int parse_mode(const char *v, unsigned *ret);
+static const char *check_text(enum config_vtype t, const char *v);
+static int set_number(struct pstate *ps, struct config *c, enum config_key k,
+    const char *shown, const char *v);
+static int add_secret(struct pstate *ps, struct config *c, const char *shown,
+    const char *v);
 static int set_value(struct pstate *ps, struct config *c, enum config_key k,
     const char *shown, const char *v);
 static int check_glob(struct pstate *ps, const char *key, const char *g);
 static int
 set_globs(struct pstate *ps, char ***v, size_t *n, const char *key, char *text);
+static int set_peer_match(struct pstate *ps, enum pkey k, const char *v);
+static int set_peer_limit(struct pstate *ps, enum pkey k, const char *v);
 static int set_peer_value(struct pstate *ps, enum pkey k, char *v);
 static int begin_peer(struct pstate *ps, struct config *c, char *p);
 static int end_peer(struct pstate *ps);
@@ -125,13 +141,13 @@ nomem(struct pstate *ps)
 static int
 find_key(const char *name, bool dashes)
 {
-	char norm[64];
+	char norm[64] = {0};
 	size_t n = strlen(name);
 
 	if (n >= sizeof(norm))
 		return -1;
 	for (size_t i = 0; i <= n; i++)
-		norm[i] = dashes && name[i] == '-' ? '_' : name[i];
+		norm[i] = (char)(dashes && name[i] == '-' ? '_' : name[i]);
 	for (int k = 0; k < CONFIG_PEERS; k++)
 		if (strcmp(config_keys[k].name, norm) == 0)
 			return k;
@@ -183,13 +199,13 @@ suggest(const char *name, char *buf, size_t len)
 	for (int k = 0; k < CONFIG_PEERS + PK_N; k++) {
 		const char *cand = k < CONFIG_PEERS ? config_keys[k].name
 		                                    : pkeys[k - CONFIG_PEERS];
-		char norm[64];
+		char norm[64] = {0};
 		size_t n = strlen(name);
 
 		if (n >= sizeof(norm))
 			return;
 		for (size_t i = 0; i <= n; i++)
-			norm[i] = name[i] == '-' ? '_' : name[i];
+			norm[i] = (char)(name[i] == '-' ? '_' : name[i]);
 		d = distance(norm, cand);
 		if (d < bestd && d < strlen(cand)) {
 			bestd = d;
@@ -294,90 +310,106 @@ valid_name(const char *s)
 
 /* ---- values ------------------------------------------------------------ */
 
-/* Checks v for key k and stores it; shown is the key's name in messages. */
+/* The usual message: bad value "V" for KEY: WANT. */
 static int
-set_value(struct pstate *ps, struct config *c, enum config_key k,
+bad_value(struct pstate *ps, const char *shown, const char *v, const char *want)
+{
+	return fail(ps, "bad value \"" SHOW "\" for %s: %s", v, shown, want);
+}
+
+/* Digits with an optional K, M or G (powers of 1024), at most hi. */
+static int
+parse_size(const char *v, unsigned long long hi, unsigned long long *ret)
+{
+	static const char suffix[] = "kKmMgG";
+	unsigned long long mul = 1, u;
+	size_t n = strlen(v);
+	const char *s;
+	char num[32];
+
+	if (n == 0 || n >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, v, n + 1);
+	s = strchr(suffix, num[n - 1]);
+	if (s != NULL) {
+		mul = 1ull << (10 * (1 + (s - suffix) / 2));
+		num[n - 1] = '\0';
+	}
+	if (parse_uint(num, hi / mul, &u) < 0)
+		return -EINVAL;
+	*ret = u * mul;
+	return 0;
+}
+
+/* Octal permission bits, at most 0777. */
+static int
+parse_mode(const char *v, unsigned *ret)
+{
+	unsigned m = 0;
+
+	if (*v == '\0')
+		return -EINVAL;
+	for (; *v != '\0'; v++) {
+		if (*v < '0' || *v > '7')
+			return -EINVAL;
+		m = m * 8 + (unsigned)(*v - '0');
+		if (m > 0777)
+			return -EINVAL;
+	}
+	*ret = m;
+	return 0;
+}
+
+/* NULL when v is a good value of a text type t, else what is wanted. */
+static const char *
+check_text(enum config_vtype t, const char *v)
+{
+	const char *colon = strrchr(v, ':');
+	unsigned long long port;
+
+	switch (t) {
+	case CONFIG_V_SOCKPATH:
+		return strlen(v) < SUN_PATH_MAX
+		    ? NULL
+		    : "a socket path must be shorter than 108 bytes";
+	case CONFIG_V_PATH:
+		return strlen(v) < PATH_MAX
+		    ? NULL
+		    : "want a path shorter than 4096 bytes";
+	case CONFIG_V_URL:
+		if ((strncmp(v, "http://", 7) != 0 || v[7] == '\0') &&
+		    (strncmp(v, "https://", 8) != 0 || v[8] == '\0'))
+			return "want an http:// or https:// URL";
+		return strpbrk(v, " \t") == NULL ? NULL : "blank in a URL";
+	case CONFIG_V_LISTEN:
+		/* An empty ADDRESS (":8080") means every address. */
+		if (colon == NULL || strpbrk(v, " \t") != NULL ||
+		    parse_uint(colon + 1, 65535, &port) < 0)
+			return "want ADDRESS:PORT (port 0 to 65535)";
+		return NULL;
+	case CONFIG_V_GROUP:
+	default:
+		return valid_name(v) ? NULL : "want a group name or number";
+	}
+}
+
+/* Numbers, booleans and the log level, checked against the key's range. */
+static int
+set_number(struct pstate *ps, struct config *c, enum config_key k,
     const char *shown, const char *v)
 {
 	const struct config_keydef *kd = &config_keys[k];
 	unsigned long long u;
+	enum log_level l;
 	double d;
-	char **s;
-	bool b;
 
-	if (*v == '\0')
-		return fail(ps, "%s needs a value", shown);
-	if (kd->type == CONFIG_V_SECRET) {
-		/* Never repeated in messages: it is a secret. */
-		if (has_ctl(v, false) || strlen(v) > CONFIG_MAX_SECRET)
-			return fail(ps,
-			    "bad value for %s: want at most %d printable bytes",
-			    shown, CONFIG_MAX_SECRET);
-		if (c->nwebhook_secrets >= CONFIG_MAX_SECRETS)
-			return fail(ps, "more than %d %s values",
-			    CONFIG_MAX_SECRETS, shown);
-		if (config_list_push(&c->webhook_secrets, &c->nwebhook_secrets,
-		        v) < 0)
-			return nomem(ps);
-		return 0;
-	}
-	if (has_ctl(v, false))
-		return fail(ps, "bad value for %s: control character", shown);
 	switch (kd->type) {
-	case CONFIG_V_SOCKPATH:
-		if (strlen(v) >= SUN_PATH_MAX)
-			return fail(ps,
-			    "bad value \"" SHOW "\" for %s: a socket path must "
-			    "be shorter than %zu bytes",
-			    v, shown, SUN_PATH_MAX);
-		break;
-	case CONFIG_V_PATH:
-		if (strlen(v) >= PATH_MAX)
-			return fail(ps, "bad value for %s: path too long",
-			    shown);
-		break;
-	case CONFIG_V_URL:
-		if ((strncmp(v, "http://", 7) != 0 || v[7] == '\0') &&
-		    (strncmp(v, "https://", 8) != 0 || v[8] == '\0'))
-			return fail(ps,
-			    "bad value \"" SHOW "\" for %s: want an http:// or "
-			    "https:// URL",
-			    v, shown);
-		if (strpbrk(v, " \t") != NULL)
-			return fail(ps,
-			    "bad value \"" SHOW "\" for %s: blank in a URL", v,
-			    shown);
-		break;
-	case CONFIG_V_LISTEN: {
-		const char *colon = strrchr(v, ':');
-
-		/* An empty ADDRESS (":8080") means every address. */
-		if (colon == NULL || strpbrk(v, " \t") != NULL ||
-		    parse_uint(colon + 1, 65535, &u) < 0)
-			return fail(ps,
-			    "bad value \"" SHOW "\" for %s: want ADDRESS:PORT "
-			    "(port 0 to 65535)",
-			    v, shown);
-		break;
-	}
-	case CONFIG_V_GROUP:
-		if (!valid_name(v))
-			return fail(ps,
-			    "bad value \"" SHOW "\" for %s: want a group name "
-			    "or number",
-			    v, shown);
-		break;
-	case CONFIG_V_LEVEL: {
-		enum log_level l;
-
+	case CONFIG_V_LEVEL:
 		if (log_level_parse(v, &l) < 0)
-			return fail(ps,
-			    "bad value \"" SHOW "\" for %s: want error, warn, "
-			    "info or debug",
-			    v, shown);
+			return bad_value(ps, shown, v,
+			    "want error, warn, info or debug");
 		c->log_level = l;
 		return 0;
-	}
 	case CONFIG_V_SECONDS:
 		if (parse_decimal(v, &d) < 0 || d < kd->lo || d > kd->hi)
 			return fail(ps,
@@ -390,79 +422,83 @@ set_value(struct pstate *ps, struct config *c, enum config_key k,
 		if (parse_uint(v, (unsigned long long)kd->hi, &u) < 0 ||
 		    u < (unsigned long long)kd->lo)
 			return fail(ps,
-			    "bad value \"" SHOW
-			    "\" for %s: want a whole number "
-			    "from %.0f to %.0f",
+			    "bad value \"" SHOW "\" for %s: want a whole "
+			    "number from %.0f to %.0f",
 			    v, shown, kd->lo, kd->hi);
 		*(unsigned *)config_field(c, k) = (unsigned)u;
 		return 0;
-	case CONFIG_V_SIZE: {
-		char num[32];
-		size_t n = strlen(v);
-		unsigned long long mul = 1;
-
-		if (n > 0 && n < sizeof(num)) {
-			memcpy(num, v, n + 1);
-			switch (num[n - 1]) {
-			case 'k':
-			case 'K':
-				mul = 1024;
-				break;
-			case 'm':
-			case 'M':
-				mul = 1024 * 1024;
-				break;
-			case 'g':
-			case 'G':
-				mul = 1024 * 1024 * 1024;
-				break;
-			default:
-				break;
-			}
-			if (mul != 1)
-				num[n - 1] = '\0';
-		}
-		if (n == 0 || n >= sizeof(num) ||
-		    parse_uint(num, (unsigned long long)kd->hi / mul, &u) < 0 ||
-		    u * mul < (unsigned long long)kd->lo)
+	case CONFIG_V_SIZE:
+		if (parse_size(v, (unsigned long long)kd->hi, &u) < 0 ||
+		    u < (unsigned long long)kd->lo)
 			return fail(ps,
 			    "bad value \"" SHOW "\" for %s: want bytes from "
 			    "%.0f to %.0f (K, M and G suffixes allowed)",
 			    v, shown, kd->lo, kd->hi);
-		*(size_t *)config_field(c, k) = (size_t)(u * mul);
+		*(size_t *)config_field(c, k) = (size_t)u;
 		return 0;
-	}
 	case CONFIG_V_MODE:
-		u = 0;
-		for (const char *p = v; *p; p++) {
-			if (*p < '0' || *p > '7' || u > 0777) {
-				u = ~0ull;
-				break;
-			}
-			u = u * 8 + (unsigned)(*p - '0');
-		}
-		if (u > 0777)
-			return fail(ps,
-			    "bad value \"" SHOW "\" for %s: want an octal mode "
-			    "such as 0660",
-			    v, shown);
-		*(unsigned *)config_field(c, k) = (unsigned)u;
+		if (parse_mode(v, (unsigned *)config_field(c, k)) < 0)
+			return bad_value(ps, shown, v,
+			    "want an octal mode such as 0660");
 		return 0;
 	case CONFIG_V_BOOL:
 	default:
-		if (parse_bool(v, &b) < 0)
-			return fail(ps,
-			    "bad value \"" SHOW "\" for %s: want true or false",
-			    v, shown);
-		*(bool *)config_field(c, k) = b;
+		if (parse_bool(v, (bool *)config_field(c, k)) < 0)
+			return bad_value(ps, shown, v, "want true or false");
 		return 0;
 	}
+}
+
+/* Appends a webhook secret; messages never repeat it. */
+static int
+add_secret(struct pstate *ps, struct config *c, const char *shown,
+    const char *v)
+{
+	if (has_ctl(v, false) || strlen(v) > CONFIG_MAX_SECRET)
+		return fail(ps,
+		    "bad value for %s: want at most %d printable bytes", shown,
+		    CONFIG_MAX_SECRET);
+	if (c->nwebhook_secrets >= CONFIG_MAX_SECRETS)
+		return fail(ps, "more than %d %s values", CONFIG_MAX_SECRETS,
+		    shown);
+	if (config_list_push(&c->webhook_secrets, &c->nwebhook_secrets, v) < 0)
+		return nomem(ps);
+	return 0;
+}
+
+/* Checks v for key k and stores it; shown is the key's name in messages. */
+static int
+set_value(struct pstate *ps, struct config *c, enum config_key k,
+    const char *shown, const char *v)
+{
+	const char *want;
+	char **s;
+
+	if (*v == '\0')
+		return fail(ps, "%s needs a value", shown);
+	switch (config_keys[k].type) {
+	case CONFIG_V_SECRET:
+		return add_secret(ps, c, shown, v);
+	case CONFIG_V_SOCKPATH:
+	case CONFIG_V_PATH:
+	case CONFIG_V_URL:
+	case CONFIG_V_LISTEN:
+	case CONFIG_V_GROUP:
+		break;
+	default:
+		if (has_ctl(v, false))
+			return fail(ps, "bad value for %s: control character",
+			    shown);
+		return set_number(ps, c, k, shown, v);
+	}
+	if (has_ctl(v, false))
+		return fail(ps, "bad value for %s: control character", shown);
+	if ((want = check_text(config_keys[k].type, v)) != NULL)
+		return bad_value(ps, shown, v, want);
 	s = config_field(c, k);
 	free(*s);
 	*s = strdup(v);
-	if (*s == NULL)
-		return nomem(ps);
-	return 0;
+	return *s == NULL ? nomem(ps) : 0;
 }
 
 /* A method glob: method-name characters and ?*[]!-, matching some method. */
@@ -514,51 +550,85 @@ set_globs(struct pstate *ps, char ***v, size_t *n, const char *key, char *text)
 	return 0;
 }
 
+/* match_uid, match_gid or match_user: exactly one per section. */
+static int
+set_peer_match(struct pstate *ps, enum pkey k, const char *v)
+{
+	struct config_peer *pe = ps->peer;
+	unsigned long long u;
+
+	for (int m = PK_MATCH_UID; m <= PK_MATCH_USER; m++)
+		if (ps->pkeyline[m] != 0 && m != (int)k)
+			return fail(ps,
+			    "[peer %s] already matches by %s (line %u); give "
+			    "one of match_uid, match_gid, match_user",
+			    pe->name, pkeys[m], ps->pkeyline[m]);
+	if (k == PK_MATCH_USER) {
+		if (!valid_name(v))
+			return bad_value(ps, pkeys[k], v, "want a user name");
+		pe->match = CONFIG_MATCH_USER;
+		pe->user = strdup(v);
+		return pe->user == NULL ? nomem(ps) : 0;
+	}
+	if (parse_uint(v, 4294967294ull, &u) < 0)
+		return bad_value(ps, pkeys[k], v,
+		    "want a number (use match_user for a name)");
+	if (k == PK_MATCH_UID) {
+		pe->match = CONFIG_MATCH_UID;
+		pe->uid = (uid_t)u;
+	} else {
+		pe->match = CONFIG_MATCH_GID;
+		pe->gid = (gid_t)u;
+	}
+	return 0;
+}
+
+/* max_connections, rate and burst of a section. */
+static int
+set_peer_limit(struct pstate *ps, enum pkey k, const char *v)
+{
+	struct config_peer *pe = ps->peer;
+	unsigned long long u;
+	double d;
+
+	switch (k) {
+	case PK_RATE:
+		if (parse_decimal(v, &d) < 0 || d > 1e6)
+			return bad_value(ps, pkeys[k], v,
+			    "want requests per second from 0 to 1000000");
+		pe->rate = d;
+		return 0;
+	case PK_BURST:
+		if (parse_uint(v, 1000000, &u) < 0 || u == 0)
+			return bad_value(ps, pkeys[k], v,
+			    "want a whole number from 1 to 1000000");
+		pe->burst = (unsigned)u;
+		return 0;
+	case PK_MAX_CONNECTIONS:
+	default:
+		if (parse_uint(v, 1048576, &u) < 0)
+			return bad_value(ps, pkeys[k], v,
+			    "want a whole number from 0 to 1048576");
+		pe->max_connections = (unsigned)u;
+		return 0;
+	}
+}
+
 static int
 set_peer_value(struct pstate *ps, enum pkey k, char *v)
 {
 	struct config_peer *pe = ps->peer;
 	const char *key = pkeys[k];
-	unsigned long long u;
-	double d;
 
 	if (*v == '\0')
 		return fail(ps, "%s needs a value", key);
 	if (has_ctl(v, k == PK_ALLOW || k == PK_DENY))
 		return fail(ps, "bad value for %s: control character", key);
-	if (k == PK_MATCH_UID || k == PK_MATCH_GID || k == PK_MATCH_USER) {
-		for (int m = PK_MATCH_UID; m <= PK_MATCH_USER; m++)
-			if (ps->pkeyline[m] != 0 && m != (int)k)
-				return fail(ps,
-				    "[peer %s] already matches by %s (line "
-				    "%u); "
-				    "give one of match_uid, match_gid, "
-				    "match_user",
-				    pe->name, pkeys[m], ps->pkeyline[m]);
-	}
 	switch (k) {
 	case PK_MATCH_UID:
 	case PK_MATCH_GID:
-		if (parse_uint(v, 4294967294ull, &u) < 0)
-			return fail(ps,
-			    "bad value \"" SHOW "\" for %s: want a number (use "
-			    "match_user for a name)",
-			    v, key);
-		pe->match =
-		    k == PK_MATCH_UID ? CONFIG_MATCH_UID : CONFIG_MATCH_GID;
-		if (k == PK_MATCH_UID)
-			pe->uid = (uid_t)u;
-		else
-			pe->gid = (gid_t)u;
-		return 0;
 	case PK_MATCH_USER:
-		if (!valid_name(v))
-			return fail(ps,
-			    "bad value \"" SHOW "\" for %s: want a user name",
-			    v, key);
-		pe->match = CONFIG_MATCH_USER;
-		pe->user = strdup(v);
-		return pe->user == NULL ? nomem(ps) : 0;
+		return set_peer_match(ps, k, v);
 	case PK_ALLOW:
 		return set_globs(ps, &pe->allow, &pe->nallow, key, v);
 	case PK_DENY:
@@ -566,45 +636,18 @@ set_peer_value(struct pstate *ps, enum pkey k, char *v)
 	case PK_TENANT:
 		if (strlen(v) > CONFIG_MAX_NAME || strchr(v, '/') != NULL ||
 		    strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
-			return fail(ps,
-			    "bad value \"" SHOW
-			    "\" for %s: want a user_id of at "
-			    "most %d bytes, without '/'",
-			    v, key, CONFIG_MAX_NAME);
+			return bad_value(ps, key, v,
+			    "want a user_id of at most 256 bytes, without '/'");
 		pe->tenant = strdup(v);
 		return pe->tenant == NULL ? nomem(ps) : 0;
 	case PK_MAX_CONNECTIONS:
-		if (parse_uint(v, 1048576, &u) < 0)
-			return fail(ps,
-			    "bad value \"" SHOW
-			    "\" for %s: want a whole number "
-			    "from 0 to 1048576",
-			    v, key);
-		pe->max_connections = (unsigned)u;
-		return 0;
 	case PK_RATE:
-		if (parse_decimal(v, &d) < 0 || d > 1e6)
-			return fail(ps,
-			    "bad value \"" SHOW "\" for %s: want requests per "
-			    "second from 0 to 1000000",
-			    v, key);
-		pe->rate = d;
-		return 0;
 	case PK_BURST:
-		if (parse_uint(v, 1000000, &u) < 0 || u == 0)
-			return fail(ps,
-			    "bad value \"" SHOW
-			    "\" for %s: want a whole number "
-			    "from 1 to 1000000",
-			    v, key);
-		pe->burst = (unsigned)u;
-		return 0;
+		return set_peer_limit(ps, k, v);
 	case PK_ADMIN:
 	default:
 		if (parse_bool(v, &pe->admin) < 0)
-			return fail(ps,
-			    "bad value \"" SHOW "\" for %s: want true or false",
-			    v, key);
+			return bad_value(ps, key, v, "want true or false");
 		return 0;
 	}
 }
@@ -723,6 +766,7 @@ read_value(struct pstate *ps, char *p, char **ret)
 	char *out, *start;
 
 	p += strspn(p, " \t");
+	*ret = p;
 	if (*p != '"') {
 		start = p;
 		for (; *p != '\0'; p++) {
@@ -764,7 +808,7 @@ read_value(struct pstate *ps, char *p, char **ret)
 static int
 parse_line(struct pstate *ps, struct config *c, char *p)
 {
-	char name[64], hint[64], *v;
+	char name[64], hint[64], *v = NULL;
 	size_t n;
 	int k, r;
 

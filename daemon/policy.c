@@ -26,7 +26,7 @@
 
 #define UTOK 1000000u /* micro-tokens in one request */
 #define MIN_SLOTS 16u
-#define PWBUF_MAX (1024u * 1024)
+#define PWBUF_MAX ((size_t)1024 * 1024)
 
 struct policy_rule {
 	char *name; /* NULL for the default rule */
@@ -155,7 +155,7 @@ rule_init(struct policy_rule *r, const struct config_peer *cp)
 	r->admin = cp->admin;
 	if (cp->rate > 0) {
 		/* tokens/s = micro-tokens/ms * 1000; never round to 0. */
-		r->rate = (uint64_t)(cp->rate * (UTOK / 1000) + 0.5);
+		r->rate = (uint64_t)(cp->rate * 1000.0 + 0.5);
 		if (r->rate == 0)
 			r->rate = 1;
 		r->burst = (uint64_t)(cp->burst > 0 ? cp->burst : 1) * UTOK;

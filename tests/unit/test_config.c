@@ -694,7 +694,7 @@ TEST(diff)
 TEST(load)
 {
 	struct config c;
-	char big[64];
+	char big[256];
 	int fd;
 
 	/* A missing default file is fine; a missing named one is not. */
