@@ -10,8 +10,8 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 
 DEBS = build-essential cmake pkg-config libmicrohttpd-dev \
        libcurl4-openssl-dev libcjson-dev libsodium-dev libsqlite3-dev \
-       curl socat jq
-PCMODS = libmicrohttpd libcurl libcjson libsodium sqlite3
+       libsystemd-dev systemd curl socat jq
+PCMODS = libmicrohttpd libcurl libcjson libsodium sqlite3 libsystemd
 
 .PHONY: all deps build run test bench fuzz clean format
 

@@ -1,0 +1,97 @@
+/*
+ * SPDX-License-Identifier: MIT
+ *
+ * What dispatch.c, local.c and calls.c share: the call and per-connection
+ * state, and the few functions that end a call. Not for other modules.
+ */
+#ifndef M8_DISPATCH_INT_H
+#define M8_DISPATCH_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "dispatch.h"
+#include "sig.h"
+
+struct cJSON;
+struct codec_error;
+struct method;
+struct up_response;
+
+
+enum call_phase {
+	PHASE_FIRST, /* the method's own request */
+	PHASE_POLL,  /* GET /runs/{id} until terminal */
+};
+
+struct call {
+	struct dispatch *d;
+	struct conn *conn;
+	struct cstate *cs;
+	cJSON *id; /* owned copy, or NULL */
+	bool jsonrpc;
+	const struct method *m;
+	cJSON *params; /* owned */
+	char idem_key[SIG_UUID_SIZE + 256];
+	enum call_phase phase;
+	struct up_req *up;
+	struct stream_sub *sub;
+	struct inbox_sub *isub;
+	struct loop_timer *timer;
+	char *poll_path;
+	uint64_t started;  /* loop ms, for the audit log */
+	long status;       /* last upstream HTTP status, for the audit log */
+	char *new_key;     /* auth.login: the key being validated */
+	uint64_t deadline; /* loop ms */
+	double interval_s;
+	TAILQ_ENTRY(call) link;
+};
+
+TAILQ_HEAD(call_list, call);
+
+struct cstate {
+	struct call_list calls;
+	size_t ncalls;
+	char comm[16]; /* the peer's process name, read once */
+	bool have_comm;
+};
+
+struct dispatch {
+	struct loop *loop;
+	struct upstream *up;
+	struct server *srv;
+	struct streams *streams;
+	struct inbox *inbox;
+	struct store *store;
+	struct webhook *webhook;
+	struct audit *audit;
+	const char *key_source;
+	struct sig_key *key;
+	struct dispatch_config cfg;
+	bool shutdown;
+	unsigned long long calls_total, calls_failed;
+};
+
+/* Ends a call with its final line (taken) and frees it. */
+void call_finish(struct call *call, char *line, size_t len);
+/* Final success line; result is borrowed. Frees the call. */
+void call_result(struct call *call, const struct cJSON *result);
+/* Final error line. Frees the call. */
+void call_error(struct call *call, const struct codec_error *e);
+void call_fail(struct call *call, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Frees a call without answering it (its peer is gone or cancelled it). */
+void call_free(struct call *call);
+/* The call with this id in flight on cs, or NULL. */
+struct call *call_find(struct cstate *cs, const struct cJSON *id);
+
+/* local.c: the daemon's own methods. */
+void local_call(struct call *call);
+void local_auth_validated(struct call *call, const struct up_response *r);
+
+/* calls.c: the upstream methods. */
+void upstream_call(struct call *call);
+void calls_upstream_done_cb(const struct up_response *r, void *arg);
+
+#endif
