@@ -10,10 +10,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <microhttpd.h>
@@ -33,6 +35,15 @@
 #define HTTP_SSE_BLOCK (64u << 10)
 
 static char empty_body[1];
+
+/* Open connections, so idle keep-alive ones can be shut down. */
+struct conn {
+	LIST_ENTRY(conn) entry;
+	int fd;
+	bool busy; /* a request is in progress */
+};
+static LIST_HEAD(conn_list, conn) conns = LIST_HEAD_INITIALIZER(conns);
+static pthread_mutex_t conns_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 static void *uri_cb(void *, const char *, struct MHD_Connection *);
 static void completed_cb(void *, struct MHD_Connection *, void **,
@@ -93,12 +104,73 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	(void)fprintf(stderr, "m8tes-mockd: %s\n", msg);
 }
 
+static void
+conn_cb(void *cls, struct MHD_Connection *mc, void **sock_ctx,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct conn *c = *sock_ctx;
+
+	(void)cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		ci = MHD_get_connection_info(mc,
+		    MHD_CONNECTION_INFO_CONNECTION_FD);
+		c = calloc(1, sizeof(*c));
+		if (c == NULL || ci == NULL) {
+			free(c);
+			return;
+		}
+		c->fd = ci->connect_fd;
+		(void)pthread_mutex_lock(&conns_mtx);
+		LIST_INSERT_HEAD(&conns, c, entry);
+		(void)pthread_mutex_unlock(&conns_mtx);
+		*sock_ctx = c;
+		return;
+	}
+	if (c == NULL)
+		return;
+	/* Called before MHD closes the fd, so no stale fd is shut down. */
+	(void)pthread_mutex_lock(&conns_mtx);
+	LIST_REMOVE(c, entry);
+	(void)pthread_mutex_unlock(&conns_mtx);
+	free(c);
+	*sock_ctx = NULL;
+}
+
+static void
+conn_busy(struct MHD_Connection *mc, bool busy)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct conn *c;
+
+	ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	c = ci != NULL ? ci->socket_context : NULL;
+	if (c == NULL)
+		return;
+	(void)pthread_mutex_lock(&conns_mtx);
+	c->busy = busy;
+	(void)pthread_mutex_unlock(&conns_mtx);
+}
+
+void
+http_drop_idle(void)
+{
+	struct conn *c;
+
+	(void)pthread_mutex_lock(&conns_mtx);
+	LIST_FOREACH(c, &conns, entry)
+		if (!c->busy)
+			(void)shutdown(c->fd, SHUT_RDWR);
+	(void)pthread_mutex_unlock(&conns_mtx);
+}
+
 static void *
 uri_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	struct mreq *req;
 
 	(void)cls;
+	conn_busy(conn, true);
 	req = calloc(1, sizeof(*req));
 	if (req == NULL)
 		return NULL;
@@ -117,8 +189,8 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
     enum MHD_RequestTerminationCode toe)
 {
 	(void)cls;
-	(void)conn;
 	(void)toe;
+	conn_busy(conn, false);
 	req_free(*req_cls);
 	*req_cls = NULL;
 }
@@ -236,6 +308,16 @@ sse_release(void *cls)
 	sse_free(cls);
 }
 
+static ssize_t
+cut_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)cls;
+	(void)pos;
+	(void)buf;
+	(void)max;
+	return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
 static struct MHD_Response *
 sse_response(struct mreq *req, struct mresp *resp)
 {
@@ -259,7 +341,10 @@ queue(struct mreq *req, struct mresp *resp)
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
-	if (resp->sse != NULL)
+	if (resp->cut)
+		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024,
+		    cut_reader, NULL, NULL);
+	else if (resp->sse != NULL)
 		r = sse_response(req, resp);
 	else if (resp->len == 0) {
 		r = MHD_create_response_from_buffer(0, empty_body,
@@ -300,6 +385,7 @@ serve(struct mreq *req, struct mresp *resp, bool *ret_drop)
 	fault = inspect_fault_take(req);
 	if (fault != NULL) {
 		long long ms = 0, status = 0;
+		bool cut;
 
 		if (json_int(fault, "delay_ms", &ms) == 0 && ms > 0)
 			store_sleep(
@@ -310,8 +396,14 @@ serve(struct mreq *req, struct mresp *resp, bool *ret_drop)
 			*ret_drop = true;
 			return 0;
 		}
+		/* "reset":"headers": the head goes out, then the cut. */
+		cut = json_str(fault, "reset") != NULL &&
+		    strcmp(json_str(fault, "reset"), "headers") == 0;
+		if (cut && json_int(fault, "status", &status) < 0)
+			(void)json_set_num(fault, "status", 200);
 		if (json_int(fault, "status", &status) == 0 && status > 0) {
 			r = inspect_fault_answer(fault, req, resp);
+			resp->cut = cut;
 			cJSON_Delete(fault);
 			return r;
 		}
@@ -433,7 +525,8 @@ http_start(const char *host, uint16_t port, uint16_t *ret_port)
 	    (unsigned int)HTTP_BACKLOG, MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned int)HTTP_IDLE_TIMEOUT, MHD_OPTION_THREAD_STACK_SIZE,
 	    (size_t)HTTP_STACK_SIZE, MHD_OPTION_URI_LOG_CALLBACK, uri_cb, NULL,
-	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_END);
+	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
+	    MHD_OPTION_NOTIFY_CONNECTION, conn_cb, NULL, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (d == NULL) {
 		errno = EADDRINUSE;

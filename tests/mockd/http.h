@@ -62,6 +62,7 @@ struct mresp {
 	struct mhdr hdr[HTTP_MAX_HDRS];
 	size_t nhdr;
 	bool drop;              /* close without answering */
+	bool cut;               /* send the head, then cut the connection */
 	struct sse_stream *sse; /* answer is an event stream */
 };
 
@@ -72,6 +73,15 @@ void http_stop(struct MHD_Daemon *d);
 
 /* The value of request header name (case-insensitive), or NULL. */
 const char *http_header(const struct mreq *req, const char *name);
+
+/*
+ * Shut down every keep-alive connection that is between requests, so the
+ * next request of each client arrives on a fresh connection. Arming a
+ * fault does this: libcurl silently re-sends a request (even a POST) once
+ * when a connection it reused dies without an answer, which would make
+ * "reset" faults count twice.
+ */
+void http_drop_idle(void);
 
 /* Every request header as a JSON object, names lowercased; NULL on ENOMEM. */
 cJSON *http_headers(const struct mreq *req);

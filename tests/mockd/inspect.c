@@ -382,6 +382,7 @@ add_faults(struct mreq *req, struct mresp *resp)
 	}
 	copy = cJSON_Duplicate(faults, 1);
 	store_unlock();
+	http_drop_idle();
 	return r < 0 ? r : http_resp_json(resp, 200, copy);
 }
 
