@@ -34,6 +34,7 @@ struct audit {
 	struct row *rows;
 	size_t n;
 	unsigned flushes;
+	unsigned keep_days;
 	unsigned long long dropped;
 };
 
@@ -70,7 +71,9 @@ flush(struct audit *a)
 	/* Now and then, keep the table within its bounds. */
 	if (r == 0 && ++a->flushes % 64 == 1)
 		r = store_audit_prune(a->st, AUDIT_KEEP_ROWS,
-		    now_ms() - (int64_t)AUDIT_KEEP_DAYS * 86400000);
+		    a->keep_days == 0 ?
+			0 :
+			now_ms() - (int64_t)a->keep_days * 86400000);
 	if (r == 0)
 		r = store_commit_batch(a->st);
 	if (r < 0) {
@@ -91,7 +94,8 @@ flush_cb(struct loop *loop, void *arg)
 }
 
 int
-audit_new(struct loop *loop, struct store *st, struct audit **ret)
+audit_new(struct loop *loop, struct store *st, unsigned keep_days,
+    struct audit **ret)
 {
 	struct audit *a = calloc(1, sizeof(*a));
 
@@ -104,6 +108,7 @@ audit_new(struct loop *loop, struct store *st, struct audit **ret)
 	}
 	a->loop = loop;
 	a->st = st;
+	a->keep_days = keep_days;
 	*ret = a;
 	return 0;
 }

@@ -20,9 +20,10 @@ struct cJSON;
 #define AUDIT_FLUSH_MS 200
 #define AUDIT_MAX_PENDING 4096  /* rows buffered; more are counted, dropped */
 #define AUDIT_KEEP_ROWS 100000
-#define AUDIT_KEEP_DAYS 30
 
-int audit_new(struct loop *loop, struct store *st, struct audit **ret);
+/* keep_days: rows older than that are dropped (0 = kept for ever). */
+int audit_new(struct loop *loop, struct store *st, unsigned keep_days,
+    struct audit **ret);
 /* Writes what is buffered, then frees. NULL is a no-op. */
 void audit_free(struct audit *a);
 

@@ -168,11 +168,43 @@ poll_setup(struct call *call, const cJSON *run_id, const cJSON *user_id)
 	return 0;
 }
 
+/*
+ * A failed run is a result unless the caller asked for raise_on_error (as
+ * in the SDK); a non-null error_code on a completed run counts as failed.
+ */
+static bool
+run_failed(const cJSON *run)
+{
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(run, "status");
+	const cJSON *ec = cJSON_GetObjectItemCaseSensitive(run, "error_code");
+
+	return (cJSON_IsString(st) && strcmp(st->valuestring, "failed") == 0) ||
+	    cJSON_IsString(ec);
+}
+
 static void
 answer_poll(struct call *call, cJSON *run)
 {
 	if (!run_terminal(run)) {
 		poll_later(call);
+		return;
+	}
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(call->params,
+		"raise_on_error")) &&
+	    run_failed(run)) {
+		const cJSON *err = cJSON_GetObjectItemCaseSensitive(run,
+		    "error");
+		const cJSON *code = cJSON_GetObjectItemCaseSensitive(run,
+		    "error_code");
+		struct codec_error e = {.code = E_UP_RUN_FAILED,
+		    .message = cJSON_IsString(err) ? err->valuestring :
+						     "the run failed",
+		    .upstream_code = cJSON_IsString(code) ? code->valuestring :
+							    NULL,
+		    .retry_after = -1,
+		    .details = run};
+
+		call_error(call, &e);
 		return;
 	}
 	call_result(call, run);

@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "hooks.h"
 #include "log.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/m8tes/m8tesd.conf"
@@ -141,6 +142,8 @@ struct config {
 	bool default_deny; /* refuse peers no [peer] section matches */
 	struct config_peer *peers;
 	size_t npeers;
+	struct hook_def *hooks; /* [hook NAME] sections; strings owned */
+	size_t nhooks;
 };
 
 /* Sets every field to its default; nothing is set. Cannot fail. */

@@ -25,6 +25,7 @@
 #include "dispatch_int.h"
 #include "inbox.h"
 #include "log.h"
+#include "policy.h"
 #include "loop.h"
 #include "methods.h"
 #include "request.h"
@@ -72,6 +73,26 @@ dispatch_set_streams(struct dispatch *d, struct streams *s)
 }
 
 void
+dispatch_set_policy(struct dispatch *d, struct policy *p)
+{
+	d->policy = p;
+}
+
+void
+dispatch_set_reload(struct dispatch *d,
+    int (*fn)(void *arg, char *err, size_t errlen), void *arg)
+{
+	d->reload = fn;
+	d->reload_arg = arg;
+}
+
+void
+dispatch_set_poll_interval(struct dispatch *d, double seconds)
+{
+	d->cfg.poll_interval_s = seconds;
+}
+
+void
 dispatch_set_audit(struct dispatch *d, struct audit *a)
 {
 	d->audit = a;
@@ -111,6 +132,53 @@ cstate_of(struct conn *c)
 		server_set_data(c, cs);
 	}
 	return cs;
+}
+
+/* The peer's rule, matched again when the policy was reloaded. */
+static const struct policy_rule *
+rule_of(struct dispatch *d, struct conn *c, struct cstate *cs)
+{
+	const struct ucred *p = server_peer(c);
+
+	if (d->policy == NULL)
+		return NULL;
+	if (cs->rule == NULL || cs->rule_gen != policy_generation(d->policy)) {
+		cs->rule = policy_match(d->policy, p->uid, p->gid,
+		    cs->user[0] ? cs->user : NULL);
+		cs->rule_gen = policy_generation(d->policy);
+	}
+	return cs->rule;
+}
+
+int
+dispatch_accepted(struct conn *c, void *arg, const char **ret_reason)
+{
+	static const char cap[] =
+	    "{\"error\":{\"code\":\"" E_BUSY "\",\"message\":\"too many "
+	    "connections for this user\",\"retryable\":true}}\n";
+	struct dispatch *d = arg;
+	const struct ucred *p = server_peer(c);
+	struct cstate *cs = cstate_of(c);
+	int r;
+
+	if (cs == NULL)
+		return -ENOMEM;
+	if (d->policy == NULL)
+		return 0;
+	/* Resolved once per connection, never on the call path. */
+	if (policy_user_name(p->uid, cs->user, sizeof(cs->user)) < 0)
+		cs->user[0] = '\0';
+	r = policy_conn_open(d->policy, rule_of(d, c, cs), p->uid);
+	if (r < 0) {
+		log_info("refusing a connection of uid %d: %s", (int)p->uid,
+		    strerror(-r));
+		server_set_data(c, NULL);
+		free(cs);
+		*ret_reason = cap;
+		return r;
+	}
+	cs->counted = true;
+	return 0;
 }
 
 static void
@@ -277,6 +345,52 @@ is_admin(const struct dispatch *d, const struct ucred *peer)
 	return peer->uid == 0 || peer->uid == d->cfg.admin_uid;
 }
 
+/*
+ * The policy's word on a call: allowed (params may gain a forced
+ * user_id), refused, or over the peer's rate. 0 or a reply was sent.
+ */
+static int
+check_policy(struct dispatch *d, struct conn *c, struct cstate *cs,
+    const struct codec_request *req, const struct method *m, cJSON *params)
+{
+	const struct ucred *p = server_peer(c);
+	const struct policy_rule *rule = rule_of(d, c, cs);
+	char reason[256];
+	uint64_t wait_ms = 0;
+	int r;
+
+	if (rule == NULL) {
+		if ((m->flags & METHOD_ADMIN) && !is_admin(d, p)) {
+			reply_error(c, req->id, req->jsonrpc, E_FORBIDDEN,
+			    "this method needs root or the daemon's own user");
+			return -EPERM;
+		}
+		return 0;
+	}
+	r = policy_check_call(rule, is_admin(d, p), m->name, params, reason,
+	    sizeof(reason));
+	if (r < 0) {
+		reply_error(c, req->id, req->jsonrpc,
+		    r == -ENOMEM ? E_NOMEM : E_FORBIDDEN,
+		    r == -ENOMEM ? "out of memory" : reason);
+		return r;
+	}
+	if (m->verb != VERB_NONE &&
+	    policy_rate_take(d->policy, rule, p->uid, loop_now(d->loop),
+		&wait_ms) == -EAGAIN) {
+		struct codec_error e = {.code = E_BUSY,
+		    .message = "request rate of this user exceeded",
+		    .retry_after = (double)wait_ms / 1000.0,
+		    .retryable = true};
+		size_t len = 0;
+		char *line = codec_error_line(req->id, req->jsonrpc, &e, &len);
+
+		send_owned(c, line, len);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
 void
 dispatch_line(struct conn *c, const char *line, size_t len, void *arg)
 {
@@ -305,16 +419,20 @@ dispatch_line(struct conn *c, const char *line, size_t len, void *arg)
 		reply_error(c, req.id, req.jsonrpc, E_INVALID_PARAMS, err);
 		goto out;
 	}
-	if ((m->flags & METHOD_ADMIN) && !is_admin(d, server_peer(c))) {
-		reply_error(c, req.id, req.jsonrpc, E_FORBIDDEN,
-		    "this method needs root or the daemon's own user");
-		goto out;
-	}
 	cs = cstate_of(c);
 	if (cs == NULL) {
 		reply_error(c, req.id, req.jsonrpc, E_NOMEM, "out of memory");
 		goto out;
 	}
+	/* The tenant is forced on the request's own params (before copy). */
+	if (req.params == NULL && d->policy != NULL) {
+		cJSON *empty = cJSON_AddObjectToObject(req.root, "params");
+
+		req.params = empty;
+	}
+	if (check_policy(d, c, cs, &req, m, (cJSON *)(uintptr_t)req.params) <
+	    0)
+		goto out;
 	if (req.id != NULL && call_find(cs, req.id) != NULL) {
 		reply_error(c, req.id, req.jsonrpc, E_DUPLICATE_ID,
 		    "a call with this id is already in flight");
@@ -377,11 +495,13 @@ dispatch_closed(struct conn *c, void *arg)
 	struct cstate *cs = server_data(c);
 	struct call *call;
 
-	(void)arg;
 	if (cs == NULL)
 		return;
 	while ((call = TAILQ_FIRST(&cs->calls)) != NULL)
 		call_free(call);
+	if (cs->counted && ((struct dispatch *)arg)->policy != NULL)
+		policy_conn_close(((struct dispatch *)arg)->policy,
+		    server_peer(c)->uid);
 	free(cs);
 	server_set_data(c, NULL);
 }

@@ -24,6 +24,7 @@ struct store;
 struct inbox;
 struct webhook;
 struct audit;
+struct policy;
 
 #define DISPATCH_MAX_CALLS 256 /* calls in flight per connection */
 
@@ -40,6 +41,7 @@ void dispatch_free(struct dispatch *d);
 /* The server's handlers (server_handlers.line/overlong/closed). */
 void dispatch_line(struct conn *c, const char *line, size_t len, void *arg);
 void dispatch_overlong(struct conn *c, void *arg);
+int dispatch_accepted(struct conn *c, void *arg, const char **ret_reason);
 void dispatch_closed(struct conn *c, void *arg);
 size_t dispatch_pending(struct conn *c, void *arg);
 
@@ -56,6 +58,14 @@ void dispatch_set_webhooks(struct dispatch *d, struct store *st,
 void dispatch_set_audit(struct dispatch *d, struct audit *a);
 /* Where the key came from ("file", "credentials", "env", "login", …). */
 void dispatch_set_key_source(struct dispatch *d, const char *source);
+
+/* Who may call what, per peer (NULL: everyone everything but admin). */
+void dispatch_set_policy(struct dispatch *d, struct policy *p);
+/* What daemon.reload runs: 0, or -errno with a reason in err. */
+void dispatch_set_reload(struct dispatch *d,
+    int (*fn)(void *arg, char *err, size_t errlen), void *arg);
+/* The runs.poll interval used when a call gives none. */
+void dispatch_set_poll_interval(struct dispatch *d, double seconds);
 
 /* True once daemon.shutdown was called. */
 bool dispatch_shutdown_requested(const struct dispatch *d);

@@ -55,6 +55,10 @@ struct cstate {
 	size_t ncalls;
 	char comm[16]; /* the peer's process name, read once */
 	bool have_comm;
+	const struct policy_rule *rule; /* the peer's [peer] rule */
+	unsigned long rule_gen;         /* policy generation of rule */
+	char user[64];                  /* the peer's user name, or "" */
+	bool counted;                   /* policy_conn_open succeeded */
 };
 
 struct dispatch {
@@ -66,6 +70,9 @@ struct dispatch {
 	struct store *store;
 	struct webhook *webhook;
 	struct audit *audit;
+	struct policy *policy;
+	int (*reload)(void *arg, char *err, size_t errlen);
+	void *reload_arg;
 	const char *key_source;
 	struct sig_key *key;
 	struct dispatch_config cfg;

@@ -460,6 +460,23 @@ local_call(struct call *call)
 		local_describe(call);
 	} else if (strcmp(name, "daemon.stats") == 0) {
 		local_stats(call);
+	} else if (strcmp(name, "daemon.reload") == 0) {
+		char err[512] = "";
+		int r = call->d->reload != NULL ?
+		    call->d->reload(call->d->reload_arg, err, sizeof(err)) :
+		    -ENOTSUP;
+
+		if (r < 0) {
+			call_fail(call, E_INVALID_PARAMS, "%s",
+			    err[0] ? err : "no configuration to reload");
+			return;
+		}
+		res = cJSON_CreateObject();
+		cJSON_AddBoolToObject(res, "reloaded", true);
+		if (err[0] != '\0')
+			cJSON_AddStringToObject(res, "note", err);
+		call_result(call, res);
+		cJSON_Delete(res);
 	} else if (strncmp(name, "webhooks.", 9) == 0) {
 		local_webhooks(call);
 	} else if (strncmp(name, "auth.", 5) == 0) {

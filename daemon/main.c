@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,12 +20,15 @@
 
 #include "codec.h"
 #include "audit.h"
+#include "config.h"
 #include "dispatch.h"
 #include "hooks.h"
 #include "inbox.h"
 #include "log.h"
 #include "loop.h"
 #include "methods.h"
+#include "notify.h"
+#include "policy.h"
 #include "server.h"
 #include "sig.h"
 #include "store.h"
@@ -34,23 +38,13 @@
 
 #define DEFAULT_BASE_URL "https://api.m8tes.ai/api/v2"
 #define KEY_FILE_MAX 4096
-#define MAX_CONNS 4096
 #define MAX_OUT (16u * 1024 * 1024)
 #define LISTEN_FDS_START 3
 
 struct options {
-	const char *socket;
-	const char *base_url;
-	const char *key_file;
-	const char *state_dir;
-	const char *cache_dir;
-	const char *webhook_listen;
-	const char *config;
-	const char *log_level;
-	unsigned timeout_s;
-	double poll_interval_s;
-	double backoff_s;
-	double max_retry_after_s;
+	struct config cli; /* what the command line set */
+	const char *config_path;
+	bool config_given;
 };
 
 static void
@@ -69,11 +63,15 @@ usage(FILE *f)
 	    "                         " DEFAULT_BASE_URL ")\n"
 	    "  --api-key-file FILE    read the API key from FILE (else\n"
 	    "                         $CREDENTIALS_DIRECTORY/m8tes-api-key,\n"
-	    "                         else $M8TES_API_KEY)\n"
-	    "  --state-dir DIR        durable state (webhook inbox, secrets)\n"
+	    "                         the key stored by `m8tes auth login`,\n"
+	    "                         $M8TES_API_KEY)\n"
+	    "  --state-dir DIR        durable state: webhook inbox, secrets,\n"
+	    "                         stored key, audit log\n"
 	    "  --cache-dir DIR        response and file cache\n"
 	    "  --webhook-listen A:P   receive webhooks on this address\n"
-	    "  --config FILE          configuration file\n"
+	    "  --config FILE          configuration file (default\n"
+	    "                         /etc/m8tes/m8tesd.conf as root, else\n"
+	    "                         $XDG_CONFIG_HOME/m8tes/m8tesd.conf)\n"
 	    "  --log-level LEVEL      error, warn, info (default) or debug\n"
 	    "  --upstream-timeout S   connect and read-inactivity timeout\n"
 	    "                         (default 300)\n"
@@ -82,108 +80,45 @@ usage(FILE *f)
 	    "  --max-retry-after S    longest Retry-After waited (default 60)\n"
 	    "  --foreground           accepted; m8tesd never forks\n"
 	    "  -h, --help             this help\n"
-	    "  -V, --version          version\n");
+	    "  -V, --version          version\n"
+	    "\n"
+	    "Every option is also a key of the configuration file (see\n"
+	    "m8tesd.conf(5)); the command line wins. SIGHUP or daemon.reload\n"
+	    "re-reads the file.\n");
 }
 
-static int
-parse_double(const char *s, double lo, double hi, double *ret)
-{
-	char *end;
-	double d;
-
-	errno = 0;
-	d = strtod(s, &end);
-	if (errno != 0 || *end != '\0' || end == s || !(d >= lo && d <= hi))
-		return -EINVAL;
-	*ret = d;
-	return 0;
-}
-
+/* Command-line options, as config keys: checked by the config module. */
 static int
 parse_args(int argc, char **argv, struct options *o)
 {
-	enum {
-		OPT_SOCKET = 256,
-		OPT_BASE_URL,
-		OPT_KEY_FILE,
-		OPT_STATE_DIR,
-		OPT_CACHE_DIR,
-		OPT_WEBHOOK,
-		OPT_CONFIG,
-		OPT_FOREGROUND,
-		OPT_LOG_LEVEL,
-		OPT_TIMEOUT,
-		OPT_POLL,
-		OPT_BACKOFF,
-		OPT_MAX_RA,
-	};
 	static const struct option opts[] = {
-	    {"socket", required_argument, NULL, OPT_SOCKET},
-	    {"base-url", required_argument, NULL, OPT_BASE_URL},
-	    {"api-key-file", required_argument, NULL, OPT_KEY_FILE},
-	    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
-	    {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
-	    {"webhook-listen", required_argument, NULL, OPT_WEBHOOK},
-	    {"config", required_argument, NULL, OPT_CONFIG},
-	    {"foreground", no_argument, NULL, OPT_FOREGROUND},
-	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-	    {"upstream-timeout", required_argument, NULL, OPT_TIMEOUT},
-	    {"poll-interval", required_argument, NULL, OPT_POLL},
-	    {"retry-backoff", required_argument, NULL, OPT_BACKOFF},
-	    {"max-retry-after", required_argument, NULL, OPT_MAX_RA},
+	    {"socket", required_argument, NULL, 's'},
+	    {"base-url", required_argument, NULL, 'b'},
+	    {"api-key-file", required_argument, NULL, 'k'},
+	    {"state-dir", required_argument, NULL, 'S'},
+	    {"cache-dir", required_argument, NULL, 'C'},
+	    {"webhook-listen", required_argument, NULL, 'w'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"foreground", no_argument, NULL, 'f'},
+	    {"log-level", required_argument, NULL, 'l'},
+	    {"upstream-timeout", required_argument, NULL, 't'},
+	    {"poll-interval", required_argument, NULL, 'p'},
+	    {"retry-backoff", required_argument, NULL, 'r'},
+	    {"max-retry-after", required_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	double d;
-	int c;
+	char err[256];
+	int c, idx;
 
-	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hV", opts, &idx)) != -1) {
 		switch (c) {
-		case OPT_SOCKET:
-			o->socket = optarg;
+		case 'c':
+			o->config_path = optarg;
+			o->config_given = true;
 			break;
-		case OPT_BASE_URL:
-			o->base_url = optarg;
-			break;
-		case OPT_KEY_FILE:
-			o->key_file = optarg;
-			break;
-		case OPT_STATE_DIR:
-			o->state_dir = optarg;
-			break;
-		case OPT_CACHE_DIR:
-			o->cache_dir = optarg;
-			break;
-		case OPT_WEBHOOK:
-			o->webhook_listen = optarg;
-			break;
-		case OPT_CONFIG:
-			o->config = optarg;
-			break;
-		case OPT_FOREGROUND:
-			break;
-		case OPT_LOG_LEVEL:
-			o->log_level = optarg;
-			break;
-		case OPT_TIMEOUT:
-			if (parse_double(optarg, 1, 86400, &d) < 0)
-				goto bad;
-			o->timeout_s = (unsigned)d;
-			break;
-		case OPT_POLL:
-			if (parse_double(optarg, 0.01, 3600,
-				&o->poll_interval_s) < 0)
-				goto bad;
-			break;
-		case OPT_BACKOFF:
-			if (parse_double(optarg, 0, 60, &o->backoff_s) < 0)
-				goto bad;
-			break;
-		case OPT_MAX_RA:
-			if (parse_double(optarg, 0, 86400,
-				&o->max_retry_after_s) < 0)
-				goto bad;
+		case 'f':
 			break;
 		case 'h':
 			usage(stdout);
@@ -192,15 +127,18 @@ parse_args(int argc, char **argv, struct options *o)
 			(void)printf("m8tesd %s (protocol %d)\n", M8TESD_VERSION,
 			    PROTO_VERSION);
 			exit(0);
-		default:
+		case '?':
 			usage(stderr);
 			return -EINVAL;
+		default:
+			if (config_set(&o->cli, opts[idx].name, optarg, err,
+				sizeof(err)) < 0) {
+				(void)fprintf(stderr, "m8tesd: --%s: %s\n",
+				    opts[idx].name, err);
+				return -EINVAL;
+			}
+			break;
 		}
-		continue;
-bad:
-		(void)fprintf(stderr, "m8tesd: bad value \"%s\" for --%s\n",
-		    optarg, opts[c - OPT_SOCKET].name);
-		return -EINVAL;
 	}
 	if (optind < argc) {
 		(void)fprintf(stderr, "m8tesd: unexpected argument \"%s\"\n",
@@ -240,25 +178,47 @@ read_key_file(const char *path, struct sig_key *key)
 	return r;
 }
 
+/* Everything main owns, for the signal and reload callbacks. */
+struct daemon {
+	struct options *opts;
+	struct config cfg;
+	struct loop *loop;
+	struct upstream *up;
+	struct dispatch *d;
+	struct server *srv;
+	struct streams *streams;
+	struct store *store;
+	struct inbox *inbox;
+	struct webhook *webhook;
+	struct hooks *hooks;
+	struct audit *audit;
+	struct policy *policy;
+	struct sig_key *key;
+	const char *key_source;
+	int64_t hooked_seq; /* inbox seq the hooks last saw */
+	struct loop_timer *watchdog;
+	uint64_t watchdog_ms;
+};
+
 /*
  * The key, in order: --api-key-file, $CREDENTIALS_DIRECTORY/m8tes-api-key,
  * the key stored by auth.login (state.db, read later), $M8TES_API_KEY.
  * The environment's copy goes into env_key and out of the environment.
  */
 static int
-load_key(const struct options *o, struct sig_key *key, struct sig_key *env_key,
-    const char **ret_source)
+load_key(const struct config *cfg, struct sig_key *key,
+    struct sig_key *env_key, const char **ret_source)
 {
 	const char *creds = getenv("CREDENTIALS_DIRECTORY");
 	const char *env = getenv("M8TES_API_KEY");
 	int r = 0;
 
 	*ret_source = "none";
-	if (o->key_file != NULL) {
-		r = read_key_file(o->key_file, key);
+	if (cfg->api_key_file != NULL) {
+		r = read_key_file(cfg->api_key_file, key);
 		if (r < 0)
 			log_error("cannot read the API key from %s: %s",
-			    o->key_file, strerror(-r));
+			    cfg->api_key_file, strerror(-r));
 		*ret_source = "file";
 	} else if (creds != NULL && *creds != '\0') {
 		char path[PATH_MAX];
@@ -267,10 +227,14 @@ load_key(const struct options *o, struct sig_key *key, struct sig_key *env_key,
 		if (n > 0 && (size_t)n < sizeof(path) &&
 		    access(path, F_OK) == 0) {
 			r = read_key_file(path, key);
-			if (r < 0)
+			/* An empty credential means "no key here". */
+			if (r == -ENOKEY)
+				r = 0;
+			else if (r < 0)
 				log_error("cannot read credential %s: %s", path,
 				    strerror(-r));
-			*ret_source = "credentials";
+			else
+				*ret_source = "credentials";
 		}
 	}
 	if (env != NULL && *env != '\0' &&
@@ -292,7 +256,7 @@ key_cb(void *arg)
 	return sig_key_get(arg);
 }
 
-/* mkdir -p for the socket's directory, 0700 for new directories. */
+/* mkdir -p for the parent of path, 0700 for the last directory. */
 static int
 make_parent(const char *path)
 {
@@ -324,7 +288,7 @@ default_socket(char *buf, size_t len)
 {
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
 
-	if (xdg != NULL && *xdg == '/') {
+	if (getuid() != 0 && xdg != NULL && *xdg == '/') {
 		(void)snprintf(buf, len, "%s/m8tes/m8tesd.sock", xdg);
 		return buf;
 	}
@@ -349,7 +313,7 @@ inherited_socket(void)
 	return fd;
 }
 
-/* The state directory: --state-dir, else the usual place for the user. */
+/* The state directory: the configured one, else the usual place. */
 static const char *
 default_state_dir(char *buf, size_t len)
 {
@@ -374,33 +338,55 @@ load_secret_cb(const struct store_secret *s, void *arg)
 	return 0;
 }
 
-/* Secrets from systemd credentials and from state.db (captured ones). */
+/* Reads a small secret file into buf, trimmed; its length or -errno. */
+static ssize_t
+read_secret(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd == -1)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	if (n < 0)
+		n = -errno;
+	(void)close(fd);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
+			    buf[n - 1] == ' '))
+		n--;
+	return n;
+}
+
+/*
+ * Secrets from the configuration, systemd credentials and state.db (those
+ * captured when an endpoint was created through the daemon).
+ */
 static void
-load_webhook_secrets(struct webhook *w, struct store *st)
+load_webhook_secrets(struct daemon *dm)
 {
 	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	char path[PATH_MAX], buf[1024];
+	ssize_t n;
 
+	for (size_t i = 0; i < dm->cfg.nwebhook_secrets; i++)
+		(void)webhook_add_secret(dm->webhook, dm->cfg.webhook_secrets[i],
+		    strlen(dm->cfg.webhook_secrets[i]), 0);
+	if (dm->cfg.webhook_secret_file != NULL) {
+		n = read_secret(dm->cfg.webhook_secret_file, buf, sizeof(buf));
+		if (n > 0)
+			(void)webhook_add_secret(dm->webhook, buf, (size_t)n, 0);
+		else
+			log_warn("cannot read %s", dm->cfg.webhook_secret_file);
+	}
 	if (creds != NULL && *creds != '\0') {
-		char path[PATH_MAX], buf[1024];
-		ssize_t n;
-		int fd;
-
 		n = snprintf(path, sizeof(path), "%s/m8tes-webhook-secret",
 		    creds);
-		fd = n > 0 && (size_t)n < sizeof(path) ?
-		    open(path, O_RDONLY | O_CLOEXEC) :
-		    -1;
-		if (fd != -1) {
-			n = read(fd, buf, sizeof(buf) - 1);
-			(void)close(fd);
-			while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-				n--;
-			if (n > 0)
-				(void)webhook_add_secret(w, buf, (size_t)n, 0);
-			explicit_bzero(buf, sizeof(buf));
-		}
+		if (n > 0 && (size_t)n < sizeof(path) &&
+		    (n = read_secret(path, buf, sizeof(buf))) > 0)
+			(void)webhook_add_secret(dm->webhook, buf, (size_t)n, 0);
 	}
-	(void)store_secret_list(st, load_secret_cb, w);
+	explicit_bzero(buf, sizeof(buf));
+	(void)store_secret_list(dm->store, load_secret_cb, dm->webhook);
 }
 
 static void
@@ -419,255 +405,400 @@ stop_signal_cb(struct loop *loop, int signo, void *arg)
 {
 	(void)arg;
 	log_info("signal %d: stopping", signo);
+	(void)notify_stopping("stopping");
 	loop_stop(loop);
 }
-
-struct sleep_work {
-	struct streams *streams;
-	struct inbox *inbox;
-	struct hooks *hooks;
-	int64_t hooked_seq; /* inbox seq the hooks last saw */
-	struct server *srv;
-};
 
 /* Before each sleep: feed subscribers that were behind, then write. */
 static void
 flush_hook(struct loop *loop, void *arg)
 {
-	struct sleep_work *w = arg;
+	struct daemon *dm = arg;
 
 	(void)loop;
-	streams_pump(w->streams);
-	if (w->inbox != NULL) {
-		inbox_pump(w->inbox);
-		if (w->hooks != NULL &&
-		    inbox_last_seq(w->inbox) != w->hooked_seq) {
-			w->hooked_seq = inbox_last_seq(w->inbox);
-			hooks_kick(w->hooks);
+	streams_pump(dm->streams);
+	if (dm->inbox != NULL) {
+		inbox_pump(dm->inbox);
+		if (dm->hooks != NULL &&
+		    inbox_last_seq(dm->inbox) != dm->hooked_seq) {
+			dm->hooked_seq = inbox_last_seq(dm->inbox);
+			hooks_kick(dm->hooks);
 		}
 	}
-	server_flush(w->srv);
+	server_flush(dm->srv);
+}
+
+static void
+watchdog_cb(struct loop *loop, void *arg)
+{
+	struct daemon *dm = arg;
+
+	/* The loop turned: it is alive. */
+	(void)notify_watchdog();
+	(void)loop_timer_add(loop, dm->watchdog_ms, watchdog_cb, dm,
+	    &dm->watchdog);
+}
+
+/* What a reload can change without a restart. */
+static void
+apply_config(struct daemon *dm)
+{
+	const struct config *c = &dm->cfg;
+
+	log_set_level(c->log_level);
+	if (c->base_url != NULL)
+		(void)upstream_set_base_url(dm->up, c->base_url);
+	dispatch_set_poll_interval(dm->d, c->poll_interval);
+}
+
+/*
+ * SIGHUP and daemon.reload: parse the file again; a bad one keeps the old
+ * configuration. Returns 0 or -errno with the reason in err.
+ */
+static int
+reload(void *arg, char *err, size_t errlen)
+{
+	struct daemon *dm = arg;
+	struct config old;
+	uint64_t changed, restart;
+	int r;
+
+	(void)notify_reloading("reloading the configuration");
+	config_init(&old);
+	r = config_merge(&old, &dm->cfg, err, errlen);
+	if (r == 0)
+		r = config_reload(dm->opts->config_path, dm->opts->config_given,
+		    &dm->opts->cli, &dm->cfg, err, errlen);
+	if (r < 0) {
+		log_warn("reload failed, keeping the running configuration: %s",
+		    err);
+		config_done(&old);
+		(void)notify_ready("running (reload failed)");
+		return r;
+	}
+	changed = config_diff(&old, &dm->cfg);
+	restart = changed &
+	    (CONFIG_BIT(CONFIG_SOCKET) | CONFIG_BIT(CONFIG_STATE_DIR) |
+		CONFIG_BIT(CONFIG_CACHE_DIR) | CONFIG_BIT(CONFIG_WEBHOOK_LISTEN) |
+		CONFIG_BIT(CONFIG_SOCKET_MODE) |
+		CONFIG_BIT(CONFIG_SOCKET_GROUP) |
+		CONFIG_BIT(CONFIG_WEBHOOK_TLS_CERT) |
+		CONFIG_BIT(CONFIG_WEBHOOK_TLS_KEY));
+	config_done(&old);
+	apply_config(dm);
+	if (dm->policy != NULL && (r = policy_reload(dm->policy, &dm->cfg)) < 0)
+		log_warn("policy not reloaded: %s", strerror(-r));
+	if (dm->webhook != NULL)
+		load_webhook_secrets(dm);
+	for (int k = 0; k < CONFIG_NKEYS; k++)
+		if (restart & CONFIG_BIT(k))
+			log_warn("reload: %s changed; it takes effect at the "
+				 "next start",
+			    config_key_name((enum config_key)k));
+	log_info("configuration reloaded");
+	(void)notify_ready("running");
+	(void)snprintf(err, errlen, "%s",
+	    restart ? "some changes need a restart" : "");
+	return 0;
+}
+
+static void
+hup_cb(struct loop *loop, int signo, void *arg)
+{
+	char err[512];
+
+	(void)loop;
+	(void)signo;
+	(void)reload(arg, err, sizeof(err));
+}
+
+/* Reads the command line and the file into dm->cfg. Exit status or 0. */
+static int
+configure(struct daemon *dm, int argc, char **argv)
+{
+	char err[512], pathbuf[PATH_MAX];
+	struct config file;
+	int r;
+
+	config_init(&dm->opts->cli);
+	if (parse_args(argc, argv, dm->opts) < 0)
+		return 2;
+	if (dm->opts->config_path == NULL) {
+		dm->opts->config_path = config_default_path(pathbuf,
+		    sizeof(pathbuf));
+		if (dm->opts->config_path != NULL)
+			dm->opts->config_path = strdup(dm->opts->config_path);
+	}
+	config_init(&file);
+	if (dm->opts->config_path != NULL) {
+		r = config_load(dm->opts->config_path, dm->opts->config_given,
+		    &file, err, sizeof(err));
+		if (r < 0) {
+			(void)fprintf(stderr, "m8tesd: %s\n", err);
+			config_done(&file);
+			return 2;
+		}
+	}
+	r = config_merge(&file, &dm->opts->cli, err, sizeof(err));
+	if (r < 0) {
+		(void)fprintf(stderr, "m8tesd: %s\n", err);
+		config_done(&file);
+		return 2;
+	}
+	dm->cfg = file;
+	if (dm->cfg.base_url == NULL) {
+		const char *e = getenv("M8TES_BASE_URL");
+
+		if (config_set(&dm->cfg, "base_url",
+			e != NULL && *e != '\0' ? e : DEFAULT_BASE_URL, err,
+			sizeof(err)) < 0) {
+			(void)fprintf(stderr, "m8tesd: M8TES_BASE_URL: %s\n",
+			    err);
+			return 2;
+		}
+		/* Not a configured value: a reload keeps it. */
+		dm->cfg.set &= ~CONFIG_BIT(CONFIG_BASE_URL);
+		(void)config_set(&dm->opts->cli, "base_url",
+		    dm->cfg.base_url, err, sizeof(err));
+	}
+	return 0;
+}
+
+/* Opens state.db, the inbox, the audit log and the webhook receiver. */
+static int
+open_state(struct daemon *dm, const char *state_dir)
+{
+	char db[PATH_MAX];
+	int r;
+
+	r = snprintf(db, sizeof(db), "%s/state.db", state_dir);
+	if (r < 0 || (size_t)r >= sizeof(db)) {
+		log_error("the state directory's name is too long");
+		return -ENAMETOOLONG;
+	}
+	if ((r = make_parent(db)) < 0)
+		return log_warnc(r, "cannot create %s", state_dir);
+	r = store_open(db, &dm->store);
+	if (r == -EBADMSG) {
+		log_error("%s is damaged; it holds the webhook inbox, so it is "
+			  "left alone: move it away to start afresh",
+		    db);
+		return r;
+	}
+	if (r < 0)
+		return log_warnc(r, "cannot open %s", db);
+	if (!sig_key_isset(dm->key) && store_key_get(dm->store, dm->key) == 0)
+		dm->key_source = "login";
+	if ((r = audit_new(dm->loop, dm->store, dm->cfg.audit_retention_days,
+		 &dm->audit)) < 0 ||
+	    (r = inbox_new(dm->loop, dm->store, &dm->inbox)) < 0)
+		return log_warnc(r, "state");
+	if (dm->cfg.webhook_listen != NULL) {
+		struct webhook_config wcfg = {
+		    .listen = dm->cfg.webhook_listen,
+		    .state_db = db,
+		    .tolerance_s = dm->cfg.webhook_tolerance,
+		    .max_body = dm->cfg.webhook_max_body,
+		    .max_conns = 1024,
+		    .idle_timeout_s = 10,
+		    .tls_cert = dm->cfg.webhook_tls_cert,
+		    .tls_key = dm->cfg.webhook_tls_key,
+		};
+
+		r = webhook_new(dm->loop, dm->inbox, &wcfg, &dm->webhook);
+		if (r < 0)
+			return log_warnc(r, "cannot receive webhooks on %s",
+			    dm->cfg.webhook_listen);
+		load_webhook_secrets(dm);
+		log_info("receiving webhooks on port %u (%zu secrets)",
+		    webhook_port(dm->webhook), webhook_secret_count(dm->webhook));
+	}
+	if (dm->cfg.nhooks > 0) {
+		r = hooks_new(dm->loop, dm->store, dm->up, dm->cfg.hooks,
+		    dm->cfg.nhooks, &dm->hooks);
+		if (r < 0)
+			return log_warnc(r, "hooks");
+	}
+	return 0;
+}
+
+/* The control socket: inherited from systemd, or bound here. */
+static int
+open_socket(struct daemon *dm, const char **ret_name)
+{
+	static char sockbuf[PATH_MAX];
+	const char *path;
+	int fd = inherited_socket(), r;
+
+	if (fd >= 0) {
+		*ret_name = "the socket passed by systemd";
+		return fd;
+	}
+	path = dm->cfg.socket != NULL ? dm->cfg.socket :
+					default_socket(sockbuf, sizeof(sockbuf));
+	*ret_name = path;
+	if ((r = make_parent(path)) < 0)
+		return log_warnc(r, "cannot create the directory of %s", path);
+	fd = server_listen_unix(path, (mode_t)dm->cfg.socket_mode);
+	if (fd < 0)
+		return log_warnc(fd, "cannot listen on %s", path);
+	if (dm->cfg.socket_group != NULL) {
+		struct group *g = getgrnam(dm->cfg.socket_group);
+		char *end;
+		unsigned long gid = strtoul(dm->cfg.socket_group, &end, 10);
+
+		if (g != NULL)
+			gid = g->gr_gid;
+		else if (*end != '\0')
+			gid = (unsigned long)-1;
+		if (gid == (unsigned long)-1 ||
+		    chown(path, (uid_t)-1, (gid_t)gid) == -1)
+			log_warn("cannot give %s to group %s", path,
+			    dm->cfg.socket_group);
+	}
+	return fd;
 }
 
 int
 main(int argc, char **argv)
 {
-	struct options o = {
-	    .timeout_s = 300,
-	    .poll_interval_s = 2.0,
-	    .backoff_s = 0.5,
-	    .max_retry_after_s = 60,
-	};
+	struct options opts = {0};
+	struct daemon dm = {.opts = &opts, .key_source = "none"};
 	struct server_config scfg = {
-	    .max_conns = MAX_CONNS,
 	    .max_line = PROTO_MAX_LINE,
 	    .max_out = MAX_OUT,
 	};
 	struct server_handlers sh = {
 	    .line = dispatch_line,
 	    .overlong = dispatch_overlong,
+	    .accepted = dispatch_accepted,
 	    .pending = dispatch_pending,
 	    .closed = dispatch_closed,
 	};
 	struct upstream_config ucfg = {0};
 	struct dispatch_config dcfg = {0};
-	struct loop *loop = NULL;
-	struct upstream *up = NULL;
-	struct dispatch *d = NULL;
-	struct server *srv = NULL;
-	struct streams *streams = NULL;
-	struct store *store = NULL;
-	struct inbox *inbox = NULL;
-	struct webhook *webhook = NULL;
-	struct sleep_work hooks = {0};
+	struct sig_key *env_key = NULL;
 	char statebuf[PATH_MAX];
-	const char *state_dir;
-	struct sig_key *key = NULL, *env_key = NULL;
-	const char *key_source = "none";
-	struct audit *audit = NULL;
-	enum log_level level = LOG_LEVEL_INFO;
-	char sockbuf[PATH_MAX];
-	const char *sockpath;
+	const char *state_dir, *sockname = NULL;
+	uint64_t wd_usec = 0;
 	int status = 1, fd, r;
 
-	if (parse_args(argc, argv, &o) < 0)
-		return 2;
-	if (o.log_level != NULL && log_level_parse(o.log_level, &level) < 0) {
-		(void)fprintf(stderr, "m8tesd: bad log level \"%s\"\n",
-		    o.log_level);
-		return 2;
-	}
-	log_init(level, getenv("JOURNAL_STREAM") != NULL);
+	r = configure(&dm, argc, argv);
+	if (r != 0)
+		return r;
+	log_init(dm.cfg.log_level, getenv("JOURNAL_STREAM") != NULL);
 	(void)signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
-	if (o.base_url == NULL) {
-		const char *e = getenv("M8TES_BASE_URL");
-
-		o.base_url = e != NULL && *e != '\0' ? e : DEFAULT_BASE_URL;
-	}
-	if (strncmp(o.base_url, "http://", 7) != 0 &&
-	    strncmp(o.base_url, "https://", 8) != 0) {
-		log_error("--base-url must start with http:// or https://");
-		return 2;
-	}
 	if (methods_init() < 0 || sig_init() < 0 ||
 	    upstream_global_init() < 0) {
 		log_error("start-up failed");
-		return 1;
+		goto out;
 	}
-	key = sig_key_new();
+	dm.key = sig_key_new();
 	env_key = sig_key_new();
-	if (key == NULL || env_key == NULL)
+	if (dm.key == NULL || env_key == NULL)
 		goto out;
-	if (load_key(&o, key, env_key, &key_source) < 0)
+	if (load_key(&dm.cfg, dm.key, env_key, &dm.key_source) < 0)
 		goto out;
-
-	if ((r = loop_new(&loop)) < 0) {
+	if ((r = loop_new(&dm.loop)) < 0) {
 		log_warnc(r, "event loop");
 		goto out;
 	}
-	ucfg.base_url = o.base_url;
-	ucfg.timeout_s = o.timeout_s;
-	ucfg.max_retry_after_s = o.max_retry_after_s;
-	ucfg.backoff_base_s = o.backoff_s;
+	ucfg.base_url = dm.cfg.base_url;
+	ucfg.timeout_s = (unsigned)dm.cfg.upstream_timeout;
+	ucfg.max_retry_after_s = dm.cfg.max_retry_after;
+	ucfg.backoff_base_s = dm.cfg.retry_backoff;
 	ucfg.key = key_cb;
-	ucfg.key_arg = key;
-	if ((r = upstream_new(loop, &ucfg, &up)) < 0) {
+	ucfg.key_arg = dm.key;
+	if ((r = upstream_new(dm.loop, &ucfg, &dm.up)) < 0) {
 		log_warnc(r, "upstream client");
 		goto out;
 	}
-	dcfg.poll_interval_s = o.poll_interval_s;
+	dm.policy = policy_new(&dm.cfg);
+	dcfg.poll_interval_s = dm.cfg.poll_interval;
 	dcfg.poll_timeout_s = 300;
 	dcfg.admin_uid = getuid();
-	if ((r = dispatch_new(loop, up, key, &dcfg, &d)) < 0 ||
-	    (r = streams_new(loop, up, &streams)) < 0)
+	if (dm.policy == NULL ||
+	    (r = dispatch_new(dm.loop, dm.up, dm.key, &dcfg, &dm.d)) < 0 ||
+	    (r = streams_new(dm.loop, dm.up, &dm.streams)) < 0)
 		goto out;
-	dispatch_set_streams(d, streams);
+	dispatch_set_streams(dm.d, dm.streams);
+	dispatch_set_policy(dm.d, dm.policy);
+	dispatch_set_reload(dm.d, reload, &dm);
 
-	state_dir = o.state_dir != NULL ?
-	    o.state_dir :
+	state_dir = dm.cfg.state_dir != NULL ?
+	    dm.cfg.state_dir :
 	    default_state_dir(statebuf, sizeof(statebuf));
 	if (state_dir != NULL) {
-		char db[PATH_MAX];
-
-		r = snprintf(db, sizeof(db), "%s/state.db", state_dir);
-		if (r < 0 || (size_t)r >= sizeof(db)) {
-			log_error("--state-dir is too long");
+		if (open_state(&dm, state_dir) < 0)
 			goto out;
-		}
-		if ((r = make_parent(db)) < 0) {
-			log_warnc(r, "cannot create %s", state_dir);
-			goto out;
-		}
-		r = store_open(db, &store);
-		if (r == -EBADMSG) {
-			log_error("%s is damaged; it holds the webhook inbox, "
-				  "so it is left alone: move it away to start "
-				  "afresh",
-			    db);
-			goto out;
-		}
-		if (r < 0) {
-			log_warnc(r, "cannot open %s", db);
-			goto out;
-		}
-		if (!sig_key_isset(key) && store_key_get(store, key) == 0)
-			key_source = "login";
-		if ((r = audit_new(loop, store, &audit)) < 0)
-			goto out;
-		if ((r = inbox_new(loop, store, &inbox)) < 0) {
-			log_warnc(r, "webhook inbox");
-			goto out;
-		}
-		if (o.webhook_listen != NULL) {
-			struct webhook_config wcfg = {
-			    .listen = o.webhook_listen,
-			    .state_db = db,
-			    .tolerance_s = 300,
-			    .max_body = 1024 * 1024,
-			    .max_conns = 1024,
-			    .idle_timeout_s = 10,
-			};
-
-			r = webhook_new(loop, inbox, &wcfg, &webhook);
-			if (r < 0) {
-				log_warnc(r, "cannot receive webhooks on %s",
-				    o.webhook_listen);
-				goto out;
-			}
-			load_webhook_secrets(webhook, store);
-			log_info("receiving webhooks on port %u (%zu secrets)",
-			    webhook_port(webhook),
-			    webhook_secret_count(webhook));
-		}
-	} else if (o.webhook_listen != NULL) {
-		log_error("--webhook-listen needs --state-dir");
+	} else if (dm.cfg.webhook_listen != NULL) {
+		log_error("webhook_listen needs a state directory");
 		goto out;
 	}
-	dispatch_set_webhooks(d, store, inbox, webhook);
-	dispatch_set_audit(d, audit);
-	if (!sig_key_isset(key) && sig_key_isset(env_key)) {
-		(void)sig_key_set(key, sig_key_get(env_key),
+	dispatch_set_webhooks(dm.d, dm.store, dm.inbox, dm.webhook);
+	dispatch_set_audit(dm.d, dm.audit);
+	if (!sig_key_isset(dm.key) && sig_key_isset(env_key)) {
+		(void)sig_key_set(dm.key, sig_key_get(env_key),
 		    strlen(sig_key_get(env_key)));
-		key_source = "env";
+		dm.key_source = "env";
 	}
 	sig_key_free(env_key);
 	env_key = NULL;
-	dispatch_set_key_source(d, key_source);
-	if (!sig_key_isset(key))
+	dispatch_set_key_source(dm.d, dm.key_source);
+	if (!sig_key_isset(dm.key))
 		log_warn("no API key: upstream calls fail with %s until "
 			 "m8tes auth login",
 		    E_NO_KEY);
-	sh.arg = d;
 
-	fd = inherited_socket();
-	sockpath = o.socket != NULL ? o.socket :
-				      default_socket(sockbuf, sizeof(sockbuf));
-	if (fd < 0) {
-		if ((r = make_parent(sockpath)) < 0) {
-			log_warnc(r, "cannot create the directory of %s",
-			    sockpath);
-			goto out;
-		}
-		fd = server_listen_unix(sockpath, 0660);
-		if (fd < 0) {
-			log_warnc(fd, "cannot listen on %s", sockpath);
-			goto out;
-		}
-	}
-	if ((r = server_new(loop, fd, &scfg, &sh, &srv)) < 0) {
+	fd = open_socket(&dm, &sockname);
+	if (fd < 0)
+		goto out;
+	scfg.max_conns = dm.cfg.max_connections;
+	sh.arg = dm.d;
+	if ((r = server_new(dm.loop, fd, &scfg, &sh, &dm.srv)) < 0) {
 		(void)close(fd);
 		goto out;
 	}
-	dispatch_set_server(d, srv);
-	hooks.streams = streams;
-	hooks.inbox = inbox;
-	hooks.srv = srv;
-	if (loop_hook_add(loop, flush_hook, &hooks) < 0 ||
-	    loop_signal_add(loop, SIGINT, stop_signal_cb, NULL) < 0 ||
-	    loop_signal_add(loop, SIGTERM, stop_signal_cb, NULL) < 0)
+	dispatch_set_server(dm.d, dm.srv);
+	if (loop_hook_add(dm.loop, flush_hook, &dm) < 0 ||
+	    loop_signal_add(dm.loop, SIGINT, stop_signal_cb, NULL) < 0 ||
+	    loop_signal_add(dm.loop, SIGTERM, stop_signal_cb, NULL) < 0 ||
+	    loop_signal_add(dm.loop, SIGHUP, hup_cb, &dm) < 0)
 		goto out;
+	if (notify_watchdog_enabled(&wd_usec) > 0 && wd_usec > 0) {
+		dm.watchdog_ms = wd_usec / 2000;
+		(void)loop_timer_add(dm.loop, dm.watchdog_ms, watchdog_cb, &dm,
+		    &dm.watchdog);
+	}
 	log_info("m8tesd %s listening on %s, upstream %s", M8TESD_VERSION,
-	    sockpath, o.base_url);
-	if ((r = loop_run(loop)) < 0) {
+	    sockname, dm.cfg.base_url);
+	(void)notify_ready("running");
+	if ((r = loop_run(dm.loop)) < 0) {
 		log_warnc(r, "event loop");
 		goto out;
 	}
-	server_flush(srv);
+	server_flush(dm.srv);
 	status = 0;
 	log_info("stopped");
 out:
-	server_free(srv);
-	webhook_free(webhook);
-	inbox_free(inbox);
-	audit_free(audit);
-	store_close(store);
-	streams_free(streams);
-	dispatch_free(d);
-	upstream_free(up);
-	loop_free(loop);
-	sig_key_free(key);
+	if (dm.watchdog != NULL)
+		loop_timer_del(dm.loop, dm.watchdog);
+	server_free(dm.srv);
+	hooks_free(dm.hooks);
+	webhook_free(dm.webhook);
+	inbox_free(dm.inbox);
+	audit_free(dm.audit);
+	store_close(dm.store);
+	streams_free(dm.streams);
+	dispatch_free(dm.d);
+	upstream_free(dm.up);
+	policy_free(dm.policy);
+	loop_free(dm.loop);
+	sig_key_free(dm.key);
 	sig_key_free(env_key);
+	config_done(&dm.cfg);
+	config_done(&opts.cli);
 	upstream_global_done();
 	return status;
 }

@@ -15,6 +15,7 @@
 #include "request.h"
 
 #define REQUEST_MAX_PATH 8192
+#define REQUEST_DEFAULT_LIMIT 20 /* the upstream's page size */
 
 static const char hexdig[] = "0123456789ABCDEF";
 
@@ -195,6 +196,10 @@ build_query(const struct method *m, const cJSON *params, char *out,
 			continue;
 		v = request_param(params, p->name);
 		if (v == NULL || cJSON_IsNull(v) || !sent(p, v))
+			continue;
+		/* The SDK leaves out the default page size. */
+		if (strcmp(p->name, "limit") == 0 && cJSON_IsNumber(v) &&
+		    v->valuedouble == REQUEST_DEFAULT_LIMIT)
 			continue;
 		if (scalar_text(v, num, sizeof(num), &text) < 0)
 			return -EINVAL;

@@ -540,8 +540,23 @@ accept_cb(struct loop *loop, int fd, unsigned ev, void *arg)
 			free(c);
 			continue;
 		}
+		if (s->h.accepted != NULL) {
+			const char *reason = NULL;
+
+			if (s->h.accepted(c, s->h.arg, &reason) < 0) {
+				if (reason != NULL)
+					(void)!write(cfd, reason,
+					    strlen(reason));
+				(void)close(cfd);
+				free(c);
+				s->stats.refused++;
+				continue;
+			}
+		}
 		r = loop_io_add(loop, cfd, LOOP_READ, conn_event_cb, c, &c->io);
 		if (r < 0) {
+			if (s->h.closed != NULL)
+				s->h.closed(c, s->h.arg);
 			(void)close(cfd);
 			free(c);
 			continue;

@@ -19,6 +19,12 @@ struct server;
 struct conn;
 
 struct server_handlers {
+	/*
+	 * A new connection (its credentials are known). Returning < 0
+	 * refuses it: reason (a protocol error line, may be NULL) is sent
+	 * and the connection closed; closed is not called then.
+	 */
+	int (*accepted)(struct conn *c, void *arg, const char **ret_reason);
 	/* One complete line, newline (and a '\r' before it) removed. */
 	void (*line)(struct conn *c, const char *line, size_t len, void *arg);
 	/* A line went over the limit; it is being skipped. */

@@ -413,6 +413,13 @@ attempt_start(struct up_req *req)
 	/* Read inactivity: under one byte a second for timeout_s seconds. */
 	(void)curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	(void)curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)up->timeout_s);
+	/*
+	 * libcurl quietly re-sends a request once when a reused connection
+	 * turns out dead; a request that may be sent only once must not
+	 * ride on a reused connection.
+	 */
+	if (req->verb != VERB_GET && !req->eligible)
+		(void)curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	switch (req->verb) {
 	case VERB_POST:
 		(void)curl_easy_setopt(e, CURLOPT_POST, 1L);
