@@ -20,6 +20,7 @@
 
 #include "apierr.h"
 #include "audit.h"
+#include "cache.h"
 #include "codec.h"
 #include "dispatch_int.h"
 #include "inbox.h"
@@ -77,33 +78,6 @@ normalise_page(cJSON *page)
 	else
 		cJSON_AddNullToObject(page, "next_starting_after");
 	return 0;
-}
-
-static void
-answer_download(struct call *call, const struct up_response *r)
-{
-	const cJSON *fn = request_param(call->params, "filename");
-	char sha[SIG_SHA256_HEX_SIZE];
-	cJSON *res = cJSON_CreateObject();
-	char *b64;
-
-	b64 = sig_base64(r->body, r->body_len);
-	if (res == NULL || b64 == NULL) {
-		free(b64);
-		cJSON_Delete(res);
-		call_fail(call, E_NOMEM, "out of memory");
-		return;
-	}
-	sig_sha256_hex(r->body, r->body_len, sha);
-	cJSON_AddStringToObject(res, "filename", fn->valuestring);
-	cJSON_AddNumberToObject(res, "size", (double)r->body_len);
-	cJSON_AddStringToObject(res, "content_type",
-	    r->content_type[0] ? r->content_type : "application/octet-stream");
-	cJSON_AddStringToObject(res, "sha256", sha);
-	cJSON_AddStringToObject(res, "data_base64", b64);
-	free(b64);
-	call_result(call, res);
-	cJSON_Delete(res);
 }
 
 static void
@@ -242,42 +216,23 @@ capture_secret(struct call *call, const cJSON *obj)
 	log_info("stored the signing secret of webhook endpoint %s", eid);
 }
 
-static void
-answer_success(struct call *call, const struct up_response *r)
+struct cJSON *
+calls_parse_body(const struct method *m, const char *body, size_t len,
+    const char **ret_reason)
 {
-	const struct method *m = call->m;
-	cJSON *json;
+	cJSON *json = len > 0 ? cJSON_ParseWithLength(body, len) : NULL;
 
-	if (call->phase == PHASE_FIRST && m->kind == KIND_RAW) {
-		answer_download(call, r);
-		return;
-	}
-	if (call->phase == PHASE_FIRST && m->kind == KIND_EMPTY) {
-		json = cJSON_CreateObject();
-		cJSON_AddBoolToObject(json, "ok", true);
-		call_result(call, json);
-		cJSON_Delete(json);
-		return;
-	}
-	json = r->body != NULL ? cJSON_ParseWithLength(r->body, r->body_len) :
-				 NULL;
 	if (json == NULL) {
-		call_fail(call, E_BAD_UPSTREAM,
-		    "the upstream answered %ld with a body that is not JSON",
-		    r->status);
-		return;
-	}
-	if (call->phase == PHASE_POLL) {
-		answer_poll(call, json);
-		cJSON_Delete(json);
-		return;
+		*ret_reason = "the upstream answered with a body that is not "
+			      "JSON";
+		return NULL;
 	}
 	switch (m->kind) {
 	case KIND_PAGE:
 		if (normalise_page(json) < 0) {
-			call_fail(call, E_BAD_UPSTREAM,
-			    "the upstream page lacks data or has_more");
-			goto out;
+			cJSON_Delete(json);
+			*ret_reason = "the upstream page lacks data or has_more";
+			return NULL;
 		}
 		break;
 	case KIND_ARR:
@@ -286,18 +241,50 @@ answer_success(struct call *call, const struct up_response *r)
 			cJSON *data = cJSON_DetachItemFromObjectCaseSensitive(
 			    json, "data");
 
+			cJSON_Delete(json);
 			if (!cJSON_IsArray(data)) {
 				cJSON_Delete(data);
-				call_fail(call, E_BAD_UPSTREAM,
-				    "the upstream list is not an array");
-				goto out;
+				*ret_reason = "the upstream list is not an array";
+				return NULL;
 			}
-			cJSON_Delete(json);
 			json = data;
 		}
 		break;
 	default:
 		break;
+	}
+	return json;
+}
+
+void
+calls_answer_body(struct call *call, const char *body, size_t len)
+{
+	const struct method *m = call->m;
+	const char *reason = NULL;
+	cJSON *json;
+
+	if (call->phase == PHASE_FIRST && m->kind == KIND_EMPTY) {
+		json = cJSON_CreateObject();
+		cJSON_AddBoolToObject(json, "ok", true);
+		call_result(call, json);
+		cJSON_Delete(json);
+		return;
+	}
+	if (call->phase == PHASE_POLL) {
+		json = len > 0 ? cJSON_ParseWithLength(body, len) : NULL;
+		if (json == NULL) {
+			call_fail(call, E_BAD_UPSTREAM,
+			    "the upstream run is not JSON");
+			return;
+		}
+		answer_poll(call, json);
+		cJSON_Delete(json);
+		return;
+	}
+	json = calls_parse_body(m, body, len, &reason);
+	if (json == NULL) {
+		call_fail(call, E_BAD_UPSTREAM, "%s", reason);
+		return;
 	}
 	if (m->handler == H_WAIT || m->handler == H_POLL) {
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(json, "id");
@@ -363,7 +350,11 @@ calls_upstream_done_cb(const struct up_response *r, void *arg)
 		apierr_done(&a);
 		return;
 	}
-	answer_success(call, r);
+	/* A write through the daemon outdates what the cache holds. */
+	if (call->phase == PHASE_FIRST && call->m->verb != VERB_GET &&
+	    call->write_path != NULL)
+		reads_invalidate(call->d, call->write_path, call->params);
+	calls_answer_body(call, r->body, r->body_len);
 }
 
 static void
@@ -417,6 +408,8 @@ stream_end_cb(void *arg, const cJSON *result, const struct codec_error *err,
 
 	call->sub = NULL;
 	call->status = err != NULL ? err->status : 200;
+	if (call->d->cache != NULL)
+		(void)cache_invalidate(call->d->cache, "runs", NULL);
 	if (lagged >= 0) {
 		cJSON *o = cJSON_CreateObject(), *l;
 		char *line = NULL;
@@ -585,14 +578,26 @@ upstream_call(struct call *call)
 	}
 	if (streaming) {
 		stream_call(call, path, body);
+	} else if (m->handler == H_DOWNLOAD) {
+		reads_download(call, path);
+	} else if (m->kind == KIND_PAGE &&
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(call->params,
+		"all"))) {
+		reads_all(call);
+	} else if (m->handler == H_PLAIN && reads_get(call, path)) {
+		/* Answered from the cache, or joined a fetch in flight. */
 	} else if (m->handler == H_POLL) {
 		call->phase = PHASE_POLL;
 		call->poll_path = path;
 		path = NULL;
 		start_upstream(call, call->poll_path, NULL, VERB_GET, false);
 	} else {
-		start_upstream(call, path, body, m->verb,
-		    (m->flags & METHOD_IDEM) != 0);
+		if (m->verb != VERB_GET) {
+			call->write_path = path;
+			path = NULL;
+		}
+		start_upstream(call, call->write_path ? call->write_path : path,
+		    body, m->verb, (m->flags & METHOD_IDEM) != 0);
 	}
 	free(path);
 	free(body);

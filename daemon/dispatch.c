@@ -50,6 +50,7 @@ dispatch_new(struct loop *loop, struct upstream *up, struct sig_key *key,
 	d->up = up;
 	d->key = key;
 	d->cfg = *cfg;
+	TAILQ_INIT(&d->fetches);
 	*ret = d;
 	return 0;
 }
@@ -57,7 +58,16 @@ dispatch_new(struct loop *loop, struct upstream *up, struct sig_key *key,
 void
 dispatch_free(struct dispatch *d)
 {
+	if (d == NULL)
+		return;
+	reads_free(d);
 	free(d);
+}
+
+void
+dispatch_set_cache(struct dispatch *d, struct cache *c)
+{
+	d->cache = c;
 }
 
 void
@@ -216,6 +226,7 @@ call_free(struct call *call)
 		upstream_cancel(call->d->up, call->up);
 	if (call->sub != NULL)
 		streams_unsubscribe(call->sub);
+	reads_call_done(call);
 	if (call->isub != NULL)
 		inbox_unsubscribe(call->isub);
 	if (call->timer != NULL)
@@ -227,6 +238,7 @@ call_free(struct call *call)
 	cJSON_Delete(call->id);
 	cJSON_Delete(call->params);
 	free(call->poll_path);
+	free(call->write_path);
 	if (call->new_key != NULL) {
 		explicit_bzero(call->new_key, strlen(call->new_key));
 		free(call->new_key);
@@ -279,12 +291,26 @@ call_finish(struct call *call, char *line, size_t len)
 	call_free(call);
 }
 
+void
+call_finish_fd(struct call *call, char *line, size_t len, int fd)
+{
+	TAILQ_REMOVE(&call->cs->calls, call, link);
+	call->cs->ncalls--;
+	call->cs = NULL;
+	if (line == NULL || server_send_fd(call->conn, line, len, fd) < 0)
+		log_debug("%s: the file descriptor was not sent",
+		    call->m->name);
+	free(line);
+	call_free(call);
+}
+
 /* Final success line; result is borrowed. Frees the call. */
 void
 call_result(struct call *call, const cJSON *result)
 {
 	size_t len = 0;
-	char *line = codec_result(call->id, call->jsonrpc, result, &len);
+	char *line = codec_result_served(call->id, call->jsonrpc, result,
+	    call->served, &len);
 
 	call_finish(call, line, len);
 }

@@ -25,6 +25,7 @@ struct inbox;
 struct webhook;
 struct audit;
 struct policy;
+struct cache;
 
 #define DISPATCH_MAX_CALLS 256 /* calls in flight per connection */
 
@@ -59,6 +60,8 @@ void dispatch_set_audit(struct dispatch *d, struct audit *a);
 /* Where the key came from ("file", "credentials", "env", "login", …). */
 void dispatch_set_key_source(struct dispatch *d, const char *source);
 
+/* The response and file cache (NULL: none). */
+void dispatch_set_cache(struct dispatch *d, struct cache *c);
 /* Who may call what, per peer (NULL: everyone everything but admin). */
 void dispatch_set_policy(struct dispatch *d, struct policy *p);
 /* What daemon.reload runs: 0, or -errno with a reason in err. */

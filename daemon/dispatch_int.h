@@ -40,15 +40,22 @@ struct call {
 	struct inbox_sub *isub;
 	struct loop_timer *timer;
 	char *poll_path;
+	char *write_path; /* a write's path, for cache invalidation */
 	uint64_t started;  /* loop ms, for the audit log */
 	long status;       /* last upstream HTTP status, for the audit log */
 	char *new_key;     /* auth.login: the key being validated */
 	uint64_t deadline; /* loop ms */
 	double interval_s;
+	const char *served;   /* "hit", "miss", "stale", "bypass", or NULL */
+	struct fetch *fetch;  /* the shared GET this call waits for */
+	TAILQ_ENTRY(call) fetch_link;
+	struct pager *pager;  /* all: true */
+	struct download *dl;  /* runs.download_file */
 	TAILQ_ENTRY(call) link;
 };
 
 TAILQ_HEAD(call_list, call);
+TAILQ_HEAD(fetch_list, fetch);
 
 struct cstate {
 	struct call_list calls;
@@ -70,6 +77,8 @@ struct dispatch {
 	struct store *store;
 	struct webhook *webhook;
 	struct audit *audit;
+	struct cache *cache;
+	struct fetch_list fetches; /* GETs in flight, shared by key */
 	struct policy *policy;
 	int (*reload)(void *arg, char *err, size_t errlen);
 	void *reload_arg;
@@ -82,6 +91,8 @@ struct dispatch {
 
 /* Ends a call with its final line (taken) and frees it. */
 void call_finish(struct call *call, char *line, size_t len);
+/* As call_finish, the line carrying fd (SCM_RIGHTS; fd is taken). */
+void call_finish_fd(struct call *call, char *line, size_t len, int fd);
 /* Final success line; result is borrowed. Frees the call. */
 void call_result(struct call *call, const struct cJSON *result);
 /* Final error line. Frees the call. */
@@ -100,5 +111,22 @@ void local_auth_validated(struct call *call, const struct up_response *r);
 /* calls.c: the upstream methods. */
 void upstream_call(struct call *call);
 void calls_upstream_done_cb(const struct up_response *r, void *arg);
+/* Answers call with a successful upstream body (normalised by kind). */
+void calls_answer_body(struct call *call, const char *body, size_t len);
+/* Parses and normalises a body of kind m->kind; NULL with a reason. */
+struct cJSON *calls_parse_body(const struct method *m, const char *body,
+    size_t len, const char **ret_reason);
+
+/* reads.c: the cached read path, auto-paging and downloads. */
+/* Takes a cacheable GET (returns true) or leaves it to the caller. */
+bool reads_get(struct call *call, const char *path);
+void reads_all(struct call *call);
+void reads_download(struct call *call, const char *path);
+/* After a successful write through the daemon: drop what it outdated. */
+void reads_invalidate(struct dispatch *d, const char *path,
+    const struct cJSON *params);
+/* A call going away: leave its fetch, pager or download. */
+void reads_call_done(struct call *call);
+void reads_free(struct dispatch *d);
 
 #endif

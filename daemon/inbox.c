@@ -42,7 +42,17 @@ struct inbox {
 	struct store *st;
 	int64_t last_seq;
 	struct inbox_sub_list subs;
+	void (*commit_cb)(void *arg, const struct store_webhook *wh);
+	void *commit_arg;
 };
+
+void
+inbox_set_commit_cb(struct inbox *ib,
+    void (*cb)(void *arg, const struct store_webhook *wh), void *arg)
+{
+	ib->commit_cb = cb;
+	ib->commit_arg = arg;
+}
 
 int
 inbox_new(struct loop *loop, struct store *st, struct inbox **ret)
@@ -193,6 +203,8 @@ inbox_committed(struct inbox *ib, const struct store_webhook *wh)
 		else
 			sub->behind = true;
 	}
+	if (ib->commit_cb != NULL)
+		ib->commit_cb(ib->commit_arg, wh);
 }
 
 struct pump_ctx {

@@ -67,6 +67,10 @@ int inbox_ack(struct inbox *ib, const char *consumer, int64_t seq);
 int inbox_replay(struct inbox *ib, int64_t from_seq, int64_t to_seq,
     int64_t since);
 
+/* Called for every committed delivery, after the subscribers. */
+void inbox_set_commit_cb(struct inbox *ib,
+    void (*cb)(void *arg, const struct store_webhook *wh), void *arg);
+
 /* The highest seq committed so far. */
 int64_t inbox_last_seq(const struct inbox *ib);
 

@@ -19,6 +19,7 @@
 
 #include "apierr.h"
 #include "audit.h"
+#include "cache.h"
 #include "codec.h"
 #include "dispatch_int.h"
 #include "inbox.h"
@@ -443,6 +444,59 @@ local_audit(struct call *call)
 	cJSON_Delete(res);
 }
 
+static void
+local_cache(struct call *call)
+{
+	struct cache *c = call->d->cache;
+	struct cache_stats st;
+	cJSON *res;
+
+	if (c == NULL) {
+		call_fail(call, E_UNAVAILABLE,
+		    "no cache: m8tesd runs without a cache directory");
+		return;
+	}
+	res = cJSON_CreateObject();
+	if (strcmp(call->m->name, "cache.clear") == 0) {
+		const cJSON *r = cJSON_GetObjectItemCaseSensitive(call->params,
+		    "resource");
+		const cJSON *p = cJSON_GetObjectItemCaseSensitive(call->params,
+		    "prefix");
+		int n = cache_clear(c, cJSON_IsString(r) ? r->valuestring : NULL,
+		    cJSON_IsString(p) ? p->valuestring : NULL);
+
+		if (n < 0) {
+			cJSON_Delete(res);
+			call_fail(call, E_INTERNAL, "cannot clear the cache: %s",
+			    strerror(-n));
+			return;
+		}
+		cJSON_AddNumberToObject(res, "removed", n);
+	} else {
+		cache_stats(c, &st);
+		cJSON_AddNumberToObject(res, "entries", (double)st.entries);
+		cJSON_AddNumberToObject(res, "bytes", (double)st.entry_bytes);
+		cJSON_AddNumberToObject(res, "max_bytes",
+		    (double)st.max_entry_bytes);
+		cJSON_AddNumberToObject(res, "blobs", (double)st.blobs);
+		cJSON_AddNumberToObject(res, "blob_bytes", (double)st.blob_bytes);
+		cJSON_AddNumberToObject(res, "max_blob_bytes",
+		    (double)st.max_blob_bytes);
+		cJSON_AddNumberToObject(res, "hits", (double)st.hits);
+		cJSON_AddNumberToObject(res, "misses", (double)st.misses);
+		cJSON_AddNumberToObject(res, "stale", (double)st.stale);
+		cJSON_AddNumberToObject(res, "bypass", (double)st.bypass);
+		cJSON_AddNumberToObject(res, "hit_ratio", st.hit_ratio);
+		cJSON_AddNumberToObject(res, "evictions", (double)st.evictions);
+		cJSON_AddNumberToObject(res, "blob_evictions",
+		    (double)st.blob_evictions);
+		cJSON_AddNumberToObject(res, "rebuilds", (double)st.rebuilds);
+		cJSON_AddBoolToObject(res, "available", st.available);
+	}
+	call_result(call, res);
+	cJSON_Delete(res);
+}
+
 void
 local_call(struct call *call)
 {
@@ -483,6 +537,8 @@ local_call(struct call *call)
 		local_auth(call);
 	} else if (strcmp(name, "audit.list") == 0) {
 		local_audit(call);
+	} else if (strncmp(name, "cache.", 6) == 0) {
+		local_cache(call);
 	} else if (strcmp(name, "daemon.shutdown") == 0) {
 		log_info("shutdown requested by pid %d",
 		    (int)server_peer(call->conn)->pid);

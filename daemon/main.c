@@ -20,6 +20,7 @@
 
 #include "codec.h"
 #include "audit.h"
+#include "cache.h"
 #include "config.h"
 #include "dispatch.h"
 #include "hooks.h"
@@ -192,6 +193,7 @@ struct daemon {
 	struct webhook *webhook;
 	struct hooks *hooks;
 	struct audit *audit;
+	struct cache *cache;
 	struct policy *policy;
 	struct sig_key *key;
 	const char *key_source;
@@ -622,6 +624,34 @@ open_state(struct daemon *dm, const char *state_dir)
 	return 0;
 }
 
+/* The cache directory: configured, else the usual place; NULL = none. */
+static const char *
+default_cache_dir(char *buf, size_t len)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+
+	if (getuid() == 0)
+		return "/var/cache/m8tes";
+	if (xdg != NULL && *xdg == '/')
+		(void)snprintf(buf, len, "%s/m8tes", xdg);
+	else if (home != NULL && *home == '/')
+		(void)snprintf(buf, len, "%s/.cache/m8tes", home);
+	else
+		return NULL;
+	return buf;
+}
+
+/* A received run.completed or run.failed outdates the cached runs. */
+static void
+webhook_commit_cb(void *arg, const struct store_webhook *wh)
+{
+	struct daemon *dm = arg;
+
+	if (dm->cache != NULL && wh->event_type != NULL &&
+	    strncmp(wh->event_type, "run.", 4) == 0)
+		(void)cache_invalidate(dm->cache, "runs", NULL);
+}
+
 /* The control socket: inherited from systemd, or bound here. */
 static int
 open_socket(struct daemon *dm, const char **ret_name)
@@ -736,6 +766,20 @@ main(int argc, char **argv)
 		log_error("webhook_listen needs a state directory");
 		goto out;
 	}
+	{
+		char cachebuf[PATH_MAX];
+		const char *dir = dm.cfg.cache_dir != NULL ?
+		    dm.cfg.cache_dir :
+		    default_cache_dir(cachebuf, sizeof(cachebuf));
+		struct cache_config ccfg = {.dir = dir};
+
+		/* The cache is disposable: without one, calls still work. */
+		if (dir != NULL && (r = cache_open(&ccfg, &dm.cache)) < 0)
+			log_warnc(r, "no cache in %s", dir);
+		dispatch_set_cache(dm.d, dm.cache);
+	}
+	if (dm.inbox != NULL)
+		inbox_set_commit_cb(dm.inbox, webhook_commit_cb, &dm);
 	dispatch_set_webhooks(dm.d, dm.store, dm.inbox, dm.webhook);
 	dispatch_set_audit(dm.d, dm.audit);
 	if (!sig_key_isset(dm.key) && sig_key_isset(env_key)) {
@@ -792,6 +836,7 @@ out:
 	store_close(dm.store);
 	streams_free(dm.streams);
 	dispatch_free(dm.d);
+	cache_close(dm.cache);
 	upstream_free(dm.up);
 	policy_free(dm.policy);
 	loop_free(dm.loop);

@@ -36,6 +36,12 @@ struct conn {
 	char *out;
 	size_t outlen, outoff, outcap;
 	bool closing, want_write, paused;
+	struct {
+		uint64_t at; /* stream offset of the byte that carries it */
+		int fd;
+	} fds[SERVER_MAX_FDS];
+	size_t nfds;
+	uint64_t sent; /* bytes written since the connection began */
 	bool eof;  /* the peer shut down its writing side */
 	bool kill; /* overflowed: closed at the next flush */
 	TAILQ_ENTRY(conn) link;       /* live or dead list */
@@ -119,6 +125,8 @@ server_new(struct loop *loop, int listen_fd, const struct server_config *cfg,
 static void
 conn_free(struct conn *c)
 {
+	for (size_t i = 0; i < c->nfds; i++)
+		(void)close(c->fds[i].fd);
 	free(c->in);
 	free(c->out);
 	free(c);
@@ -299,13 +307,71 @@ finished(struct conn *c)
 	    (s->h.pending == NULL || s->h.pending(c, s->h.arg) == 0);
 }
 
+int
+server_send_fd(struct conn *c, const char *p, size_t len, int fd)
+{
+	uint64_t at = c->sent + server_queued(c);
+	int r;
+
+	if (c->nfds == SERVER_MAX_FDS) {
+		(void)close(fd);
+		return -EMFILE;
+	}
+	r = server_send(c, p, len);
+	if (r < 0) {
+		(void)close(fd);
+		return r;
+	}
+	c->fds[c->nfds].at = at;
+	c->fds[c->nfds].fd = fd;
+	c->nfds++;
+	return 0;
+}
+
+/* Writes queued bytes; the first byte of a line with an fd carries it. */
+static ssize_t
+write_some(struct conn *c)
+{
+	size_t len = c->outlen - c->outoff;
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	if (c->nfds == 0)
+		return write(c->fd, c->out + c->outoff, len);
+	if (c->fds[0].at > c->sent) {
+		/* Up to the byte that carries the next descriptor. */
+		if (len > c->fds[0].at - c->sent)
+			len = (size_t)(c->fds[0].at - c->sent);
+		return write(c->fd, c->out + c->outoff, len);
+	}
+	iov.iov_base = c->out + c->outoff;
+	iov.iov_len = len;
+	memset(cbuf, 0, sizeof(cbuf));
+	msg.msg_control = cbuf;
+	msg.msg_controllen = sizeof(cbuf);
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &c->fds[0].fd, sizeof(int));
+	n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+	if (n > 0) {
+		(void)close(c->fds[0].fd);
+		c->nfds--;
+		memmove(&c->fds[0], &c->fds[1], c->nfds * sizeof(c->fds[0]));
+	}
+	return n;
+}
+
 /* Writes what it can; arms LOOP_WRITE for the rest. */
 static void
 conn_write(struct conn *c)
 {
 	while (c->outoff < c->outlen) {
-		ssize_t n = write(c->fd, c->out + c->outoff,
-		    c->outlen - c->outoff);
+		ssize_t n = write_some(c);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -319,6 +385,7 @@ conn_write(struct conn *c)
 			return;
 		}
 		c->outoff += (size_t)n;
+		c->sent += (uint64_t)n;
 	}
 	c->outoff = c->outlen = 0;
 	/* Give back a big buffer once it has drained. */

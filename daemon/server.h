@@ -36,6 +36,8 @@ struct server_handlers {
 	void *arg;
 };
 
+#define SERVER_MAX_FDS 8 /* descriptors queued per connection */
+
 struct server_config {
 	size_t max_conns;   /* connections in all */
 	size_t max_line;    /* bytes of one input line */
@@ -60,6 +62,13 @@ void server_free(struct server *s);
  * that stopped reading is dropped, never waited for).
  */
 int server_send(struct conn *c, const char *p, size_t len);
+
+/*
+ * Queues a line that carries fd (SCM_RIGHTS) with its first byte. The
+ * server owns fd from here on, and closes it once sent or on failure.
+ * Returns as server_send, or -EMFILE past SERVER_MAX_FDS pending fds.
+ */
+int server_send_fd(struct conn *c, const char *p, size_t len, int fd);
 
 /* Bytes queued for c and not yet written. */
 size_t server_queued(const struct conn *c);

@@ -46,6 +46,7 @@ struct up_req {
 
 	up_done_cb done;
 	up_data_cb data;
+	bool raw;
 	void *arg;
 	struct up_req *next, *prev;
 };
@@ -255,7 +256,7 @@ write_cb(char *p, size_t size, size_t n, void *arg)
 		(void)curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE,
 		    &req->status);
 	if (req->data != NULL && req->status >= 200 && req->status < 300 &&
-	    !req->replay && is_event_stream(req->content_type)) {
+	    !req->replay && (req->raw || is_event_stream(req->content_type))) {
 		req->streaming = true;
 		if (req->data(p, len, req->arg) < 0) {
 			req->aborted = true;
@@ -464,6 +465,7 @@ upstream_start(struct upstream *up, const struct up_opts *o,
 	req->verb = o->verb;
 	req->done = o->done;
 	req->data = o->data;
+	req->raw = o->raw;
 	req->arg = o->arg;
 	req->eligible = o->url == NULL &&
 	    upstream_retry_eligible(o->verb, o->path, o->idem_key != NULL);

@@ -60,6 +60,8 @@ struct up_opts {
 			       * validate a new one), or NULL */
 	up_done_cb done;
 	up_data_cb data;      /* non-NULL: a streaming request */
+	bool raw;             /* with data: every 2xx body goes to data
+			       * (a download), not only event streams */
 	void *arg;
 };
 

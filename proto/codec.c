@@ -236,6 +236,21 @@ codec_result(const cJSON *id, bool jsonrpc, const cJSON *result,
 }
 
 char *
+codec_result_served(const cJSON *id, bool jsonrpc, const cJSON *result,
+    const char *served, size_t *ret_len)
+{
+	cJSON *o = envelope(id, jsonrpc);
+
+	if (o == NULL || add_ref(o, "result", result) < 0 ||
+	    (served != NULL &&
+		cJSON_AddStringToObject(o, "cache", served) == NULL)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return finish(o, ret_len);
+}
+
+char *
 codec_event(const cJSON *id, unsigned long long seq, const cJSON *event,
     size_t *ret_len)
 {

@@ -40,6 +40,7 @@ struct cJSON;
 #define E_BAD_UPSTREAM "m8tesd.bad_upstream_reply"
 #define E_TOO_LARGE "m8tesd.too_large"
 #define E_SHUTTING_DOWN "m8tesd.shutting_down"
+#define E_CACHE_MISS "m8tesd.cache_miss"
 #define E_UNAVAILABLE "m8tesd.unavailable"
 #define E_BUSY "m8tesd.busy"
 #define E_INTERNAL "m8tesd.internal"
@@ -89,6 +90,9 @@ int codec_json_depth(const char *p, size_t len, int limit);
  */
 char *codec_result(const struct cJSON *id, bool jsonrpc,
     const struct cJSON *result, size_t *ret_len);
+/* As codec_result, plus "cache": served ("hit", "miss", …) when not NULL. */
+char *codec_result_served(const struct cJSON *id, bool jsonrpc,
+    const struct cJSON *result, const char *served, size_t *ret_len);
 char *codec_event(const struct cJSON *id, unsigned long long seq,
     const struct cJSON *event, size_t *ret_len);
 
