@@ -46,6 +46,7 @@ struct options {
 	struct config cli; /* what the command line set */
 	const char *config_path;
 	bool config_given;
+	char config_buf[PATH_MAX]; /* the default path, when none is given */
 };
 
 static void
@@ -518,7 +519,7 @@ hup_cb(struct loop *loop, int signo, void *arg)
 static int
 configure(struct daemon *dm, int argc, char **argv)
 {
-	char err[512], pathbuf[PATH_MAX];
+	char err[512];
 	struct config file;
 	int r;
 
@@ -526,10 +527,8 @@ configure(struct daemon *dm, int argc, char **argv)
 	if (parse_args(argc, argv, dm->opts) < 0)
 		return 2;
 	if (dm->opts->config_path == NULL) {
-		dm->opts->config_path = config_default_path(pathbuf,
-		    sizeof(pathbuf));
-		if (dm->opts->config_path != NULL)
-			dm->opts->config_path = strdup(dm->opts->config_path);
+		dm->opts->config_path = config_default_path(
+		    dm->opts->config_buf, sizeof(dm->opts->config_buf));
 	}
 	config_init(&file);
 	if (dm->opts->config_path != NULL) {
