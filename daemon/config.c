@@ -2,12 +2,14 @@
  * SPDX-License-Identifier: MIT
  *
  * Whole configurations: the key table, defaults, freeing (secrets wiped),
- * deep copies, config_merge (the command line over the file), config_diff,
- * config_reload (swap only on success) and reading the file. The text
- * itself is parsed in config_parse.c. No logging.
+ * deep copies ([peer] and [hook] sections included), config_merge (the
+ * command line over the file), config_diff, config_reload (swap only on
+ * success) and reading the file. The text itself is parsed in
+ * config_parse.c. No logging.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +64,14 @@ const struct config_keydef config_keys[CONFIG_NKEYS] = {
     [CONFIG_DEFAULT_DENY] = {"default_deny", CONFIG_V_BOOL, OFF(default_deny),
         0, 0},
     [CONFIG_PEERS] = {"peer", CONFIG_V_PEERS, OFF(peers), 0, 0},
+    [CONFIG_HOOKS] = {"hook", CONFIG_V_HOOKS, OFF(hooks), 0, 0},
 };
+
+/* The sections come after every plain key, and nothing after them. */
+_Static_assert(CONFIG_HOOKS == CONFIG_NPLAIN + 1 &&
+        CONFIG_NKEYS == CONFIG_HOOKS + 1,
+    "sections are the last keys");
+_Static_assert(CONFIG_NKEYS <= 64, "config_diff returns one bit per key");
 
 static const void *cfield(const struct config *c, enum config_key k);
 static void list_free(char ***v, size_t *n, bool wipe);
@@ -70,11 +79,20 @@ static int list_copy(char ***dst, size_t *dn, char *const *src, size_t sn);
 static bool list_eq(char *const *a, size_t an, char *const *b, size_t bn);
 static bool str_eq(const char *a, const char *b);
 static int dup_or_null(const char *s, char **ret);
+static int cdup_or_null(const char *s, const char **ret);
+static void cfree(const char *s);
 static void peer_free(struct config_peer *p);
 static int peer_copy(struct config_peer *dst, const struct config_peer *src);
 static bool peer_eq(const struct config_peer *a, const struct config_peer *b);
 static void peers_free(struct config *c);
 static int peers_copy(struct config *dst, const struct config *src);
+static bool peers_eq(const struct config *a, const struct config *b);
+static void hookdef_free(struct hook_def *h);
+static int hookdef_copy(struct hook_def *dst, const struct hook_def *src);
+static bool hookdef_eq(const struct hook_def *a, const struct hook_def *b);
+static void hookdefs_free(struct config *c);
+static int hookdefs_copy(struct config *dst, const struct config *src);
+static bool hookdefs_eq(const struct config *a, const struct config *b);
 static void key_free(struct config *c, enum config_key k);
 static int
 key_copy(struct config *dst, const struct config *src, enum config_key k);
@@ -178,6 +196,25 @@ dup_or_null(const char *s, char **ret)
 	return *ret == NULL ? -ENOMEM : 0;
 }
 
+/* dup_or_null for a field held as const char * (struct hook_def's). */
+static int
+cdup_or_null(const char *s, const char **ret)
+{
+	char *d;
+	int r;
+
+	r = dup_or_null(s, &d);
+	*ret = d;
+	return r;
+}
+
+/* Frees an owned string that its struct holds as const char *. */
+static void
+cfree(const char *s)
+{
+	free((char *)(uintptr_t)s);
+}
+
 /* Deep copy into a zeroed dst; on failure dst is freed and zeroed. */
 static int
 peer_copy(struct config_peer *dst, const struct config_peer *src)
@@ -248,17 +285,121 @@ peers_copy(struct config *dst, const struct config *src)
 	return 0;
 }
 
+static bool
+peers_eq(const struct config *a, const struct config *b)
+{
+	if (a->npeers != b->npeers)
+		return false;
+	for (size_t i = 0; i < a->npeers; i++)
+		if (!peer_eq(&a->peers[i], &b->peers[i]))
+			return false;
+	return true;
+}
+
+static void
+hookdef_free(struct hook_def *h)
+{
+	cfree(h->name);
+	for (size_t i = 0; i < h->nevents; i++)
+		cfree(h->events[i]);
+	cfree(h->exec);
+	cfree(h->url);
+	memset(h, 0, sizeof(*h));
+}
+
+/* Deep copy into dst; on failure dst is freed and zeroed. */
+static int
+hookdef_copy(struct hook_def *dst, const struct hook_def *src)
+{
+	*dst = *src;
+	dst->name = dst->exec = dst->url = NULL;
+	memset(dst->events, 0, sizeof(dst->events));
+	dst->nevents = 0;
+	if (cdup_or_null(src->name, &dst->name) < 0 ||
+	    cdup_or_null(src->exec, &dst->exec) < 0 ||
+	    cdup_or_null(src->url, &dst->url) < 0)
+		goto out_free;
+	for (size_t i = 0; i < src->nevents; i++) {
+		if (cdup_or_null(src->events[i], &dst->events[i]) < 0)
+			goto out_free;
+		dst->nevents++;
+	}
+	return 0;
+
+out_free:
+	hookdef_free(dst);
+	return -ENOMEM;
+}
+
+static bool
+hookdef_eq(const struct hook_def *a, const struct hook_def *b)
+{
+	if (!str_eq(a->name, b->name) || !str_eq(a->exec, b->exec) ||
+	    !str_eq(a->url, b->url) || a->nevents != b->nevents ||
+	    a->max_concurrent != b->max_concurrent ||
+	    a->retries != b->retries || a->timeout_s != b->timeout_s)
+		return false;
+	for (size_t i = 0; i < a->nevents; i++)
+		if (!str_eq(a->events[i], b->events[i]))
+			return false;
+	return true;
+}
+
+static void
+hookdefs_free(struct config *c)
+{
+	for (size_t i = 0; i < c->nhooks; i++)
+		hookdef_free(&c->hooks[i]);
+	free(c->hooks);
+	c->hooks = NULL;
+	c->nhooks = 0;
+}
+
+/* Copies src's sections over dst's (freed first); -ENOMEM leaves none. */
+static int
+hookdefs_copy(struct config *dst, const struct config *src)
+{
+	hookdefs_free(dst);
+	if (src->nhooks == 0)
+		return 0;
+	dst->hooks = calloc(src->nhooks, sizeof(*dst->hooks));
+	if (dst->hooks == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < src->nhooks; i++) {
+		if (hookdef_copy(&dst->hooks[i], &src->hooks[i]) < 0) {
+			hookdefs_free(dst);
+			return -ENOMEM;
+		}
+		dst->nhooks++;
+	}
+	return 0;
+}
+
+/* In order: moving a section is a change, as it is for [peer] ones. */
+static bool
+hookdefs_eq(const struct config *a, const struct config *b)
+{
+	if (a->nhooks != b->nhooks)
+		return false;
+	for (size_t i = 0; i < a->nhooks; i++)
+		if (!hookdef_eq(&a->hooks[i], &b->hooks[i]))
+			return false;
+	return true;
+}
+
 /* Frees the value of k in c (strings and lists; numbers stay). */
 static void
 key_free(struct config *c, enum config_key k)
 {
 	char **s;
 
-	if (k == CONFIG_PEERS) {
-		peers_free(c);
-		return;
-	}
 	switch (config_keys[k].type) {
+	case CONFIG_V_PEERS:
+		peers_free(c);
+		break;
+	case CONFIG_V_HOOKS:
+		hookdefs_free(c);
+		break;
 	case CONFIG_V_SECRET:
 		list_free(&c->webhook_secrets, &c->nwebhook_secrets, true);
 		break;
@@ -281,9 +422,11 @@ static int
 key_copy(struct config *dst, const struct config *src, enum config_key k)
 {
 	key_free(dst, k);
-	if (k == CONFIG_PEERS)
-		return peers_copy(dst, src);
 	switch (config_keys[k].type) {
+	case CONFIG_V_PEERS:
+		return peers_copy(dst, src);
+	case CONFIG_V_HOOKS:
+		return hookdefs_copy(dst, src);
 	case CONFIG_V_SECRET:
 		return list_copy(&dst->webhook_secrets, &dst->nwebhook_secrets,
 		    src->webhook_secrets, src->nwebhook_secrets);
@@ -320,15 +463,11 @@ key_copy(struct config *dst, const struct config *src, enum config_key k)
 static bool
 key_eq(const struct config *a, const struct config *b, enum config_key k)
 {
-	if (k == CONFIG_PEERS) {
-		if (a->npeers != b->npeers)
-			return false;
-		for (size_t i = 0; i < a->npeers; i++)
-			if (!peer_eq(&a->peers[i], &b->peers[i]))
-				return false;
-		return true;
-	}
 	switch (config_keys[k].type) {
+	case CONFIG_V_PEERS:
+		return peers_eq(a, b);
+	case CONFIG_V_HOOKS:
+		return hookdefs_eq(a, b);
 	case CONFIG_V_SECRET:
 		return list_eq(a->webhook_secrets, a->nwebhook_secrets,
 		    b->webhook_secrets, b->nwebhook_secrets);

@@ -3,12 +3,13 @@
  *
  * The configuration of m8tesd (m8tesd.conf(5)): text in, struct config out.
  * The file holds "key = value" lines, '#' comments, values optionally in
- * double quotes (with \" and \\ as the only escapes), and [peer NAME]
- * sections that become the rules of the policy module. Every command-line
- * option of m8tesd has a key of the same name ('-' spelled '_'), so the
- * command line and the file go through the same checks: the command line
- * is parsed into a second struct config with config_set and laid over the
- * file's with config_merge.
+ * double quotes (with \" and \\ as the only escapes), [peer NAME]
+ * sections that become the rules of the policy module, and [hook NAME]
+ * sections that become the struct hook_defs of the hooks module. Every
+ * command-line option of m8tesd has a key of the same name ('-' spelled
+ * '_'), so the command line and the file go through the same checks: the
+ * command line is parsed into a second struct config with config_set and
+ * laid over the file's with config_merge.
  *
  * The module is pure: no logging (not even debug), no side effects besides
  * reading the one file config_load is asked to read. Resolving names (a
@@ -33,11 +34,13 @@
 #define CONFIG_MAX_SIZE ((size_t)1024 * 1024) /* bytes of one file */
 #define CONFIG_MAX_LINE 8192                  /* bytes of one line */
 #define CONFIG_MAX_PEERS 1024                 /* [peer] sections */
-#define CONFIG_MAX_GLOBS 256  /* allow + deny patterns per section */
-#define CONFIG_MAX_GLOB 128   /* bytes of one pattern */
-#define CONFIG_MAX_SECRETS 16 /* webhook_secret lines */
-#define CONFIG_MAX_SECRET 512 /* bytes of one webhook secret */
-#define CONFIG_MAX_NAME 256   /* tenant, user and group names */
+#define CONFIG_MAX_GLOBS 256       /* allow + deny patterns per section */
+#define CONFIG_MAX_GLOB 128        /* bytes of one pattern */
+#define CONFIG_MAX_SECRETS 16      /* webhook_secret lines */
+#define CONFIG_MAX_SECRET 512      /* bytes of one webhook secret */
+#define CONFIG_MAX_NAME 256        /* tenant, user and group names */
+#define CONFIG_MAX_SECTION_NAME 64 /* NAME of [peer NAME], [hook NAME] */
+#define CONFIG_MAX_HOOKS HOOKS_MAX /* [hook] sections */
 
 /* Defaults: the same as m8tesd's built-in ones. */
 #define CONFIG_DEF_UPSTREAM_TIMEOUT 300.0 /* seconds */
@@ -49,8 +52,15 @@
 #define CONFIG_DEF_WEBHOOK_TOLERANCE 300                  /* seconds; 0 = off */
 #define CONFIG_DEF_WEBHOOK_MAX_BODY ((size_t)1024 * 1024) /* bytes */
 #define CONFIG_DEF_AUDIT_RETENTION_DAYS 90 /* 0 = keep for ever */
+#define CONFIG_DEF_HOOK_MAX_CONCURRENT 4   /* deliveries in flight */
+#define CONFIG_DEF_HOOK_RETRIES 5          /* attempts after the first */
+#define CONFIG_DEF_HOOK_TIMEOUT 30         /* seconds per attempt */
 
-/* Every key outside the [peer] sections; CONFIG_PEERS stands for those. */
+/*
+ * Every key outside the sections, then CONFIG_PEERS and CONFIG_HOOKS, which
+ * stand for all the [peer] and all the [hook] sections. New plain keys go
+ * before CONFIG_PEERS: the parser takes the keys below it as plain ones.
+ */
 enum config_key {
 	CONFIG_SOCKET,
 	CONFIG_BASE_URL,
@@ -76,6 +86,7 @@ enum config_key {
 	CONFIG_AUDIT_RETENTION_DAYS,
 	CONFIG_DEFAULT_DENY,
 	CONFIG_PEERS,
+	CONFIG_HOOKS,
 	CONFIG_NKEYS
 };
 
@@ -142,16 +153,17 @@ struct config {
 	bool default_deny; /* refuse peers no [peer] section matches */
 	struct config_peer *peers;
 	size_t npeers;
-	struct hook_def *hooks; /* [hook NAME] sections; strings owned */
-	size_t nhooks;
+	struct hook_def *hooks; /* [hook NAME] sections, in file order; */
+	size_t nhooks;          /* their strings are owned */
 };
 
 /* Sets every field to its default; nothing is set. Cannot fail. */
 void config_init(struct config *c);
 
 /*
- * Frees what c owns, wiping the webhook secrets, and leaves c as
- * config_init does. Accepts NULL and a config_init'ed struct.
+ * Frees what c owns (the [hook] sections' strings included), wiping the
+ * webhook secrets, and leaves c as config_init does. Accepts NULL and a
+ * config_init'ed struct.
  */
 void config_done(struct config *c);
 
@@ -183,7 +195,7 @@ int config_load(const char *path, bool must_exist, struct config *ret,
     char *err, size_t errlen);
 
 /*
- * Sets one key outside the [peer] sections from its text, with the checks
+ * Sets one key outside the sections from its text, with the checks
  * of the file: how the command line feeds a struct config. key may spell
  * '_' as '-' ("base-url"); messages name it as given, with no file or
  * line. webhook_secret appends; any other key replaces its value. Returns
@@ -195,8 +207,8 @@ int config_set(struct config *c, const char *key, const char *value, char *err,
 /*
  * Lays src over dst: every key set in src replaces dst's value (a list
  * key replaces the whole list; src's [peer] sections, when it has any,
- * replace dst's). Then checks the keys that go together. Returns 0, or
- * -EINVAL / -ENOMEM with dst unchanged.
+ * replace dst's, and so do its [hook] sections). Then checks the keys that
+ * go together. Returns 0, or -EINVAL / -ENOMEM with dst unchanged.
  */
 int config_merge(struct config *dst, const struct config *src, char *err,
     size_t errlen);
@@ -205,8 +217,11 @@ int config_merge(struct config *dst, const struct config *src, char *err,
  * A reload: loads path as config_load does, lays overrides (the command
  * line; may be NULL) over it, and only when all of that worked frees *cur
  * and puts the result in its place. On any error *cur is left as it was,
- * so a bad file never costs the daemon its running configuration. Returns
- * config_load's 1 or 0, or -errno with err set.
+ * so a bad file never costs the daemon its running configuration. On
+ * success every pointer into the old *cur is gone, the strings of its
+ * hooks included: a hooks object made from them (hooks_new borrows them)
+ * must be rebuilt or given copies first. Returns config_load's 1 or 0, or
+ * -errno with err set.
  */
 int
 config_reload(const char *path, bool must_exist, const struct config *overrides,
@@ -214,8 +229,9 @@ config_reload(const char *path, bool must_exist, const struct config *overrides,
 
 /*
  * The keys whose values differ between a and b, as CONFIG_BIT()s
- * (CONFIG_PEERS for any difference in the [peer] sections), so a reload
- * can say which changes need a restart.
+ * (CONFIG_PEERS for any difference in the [peer] sections, CONFIG_HOOKS
+ * for any in the [hook] sections: added, removed, reordered or changed),
+ * so a reload can say which changes need a restart.
  */
 uint64_t config_diff(const struct config *a, const struct config *b);
 

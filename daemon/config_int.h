@@ -28,15 +28,19 @@ enum config_vtype {
 	CONFIG_V_BOOL,     /* bool */
 	CONFIG_V_SECRET,   /* the webhook_secrets list: appended, wiped */
 	CONFIG_V_PEERS,    /* the [peer] sections (CONFIG_PEERS only) */
+	CONFIG_V_HOOKS,    /* the [hook] sections (CONFIG_HOOKS only) */
 };
 
-/* One key outside the [peer] sections. */
+/* One key outside the sections, or CONFIG_PEERS or CONFIG_HOOKS. */
 struct config_keydef {
 	const char *name;
 	enum config_vtype type;
 	size_t off;    /* of its field in struct config */
 	double lo, hi; /* range of numbers; bytes for CONFIG_V_SIZE */
 };
+
+/* Keys below this are plain "key = value" ones; the rest are sections. */
+#define CONFIG_NPLAIN CONFIG_PEERS
 
 /* Indexed by enum config_key. */
 extern const struct config_keydef config_keys[CONFIG_NKEYS];

@@ -1,12 +1,13 @@
 /*
  * SPDX-License-Identifier: MIT
  *
- * The text of m8tesd.conf: lines, comments, quoting, [peer NAME] sections,
- * and the check of every value, shared with the command line through
- * config_set. Messages say "FILE:LINE: what is wrong" and never repeat a
- * webhook secret. Method globs are checked against the method table, so a
- * misspelt pattern is an error instead of a rule that silently matches
- * nothing. No logging.
+ * The text of m8tesd.conf: lines, comments, quoting, [peer NAME] and
+ * [hook NAME] sections, and the check of every value, shared with the
+ * command line through config_set. Messages say "FILE:LINE: what is wrong"
+ * and never repeat a webhook secret. Method globs are checked against the
+ * method table, so a misspelt pattern is an error instead of a rule that
+ * silently matches nothing. Event globs cannot be: the event types are the
+ * sender's. No logging.
  */
 #include <errno.h>
 #include <fnmatch.h>
@@ -57,6 +58,38 @@ static const char *const pkeys[PK_N] = {
     [PK_ADMIN] = "admin",
 };
 
+/* Keys of a [hook] section. */
+enum hkey {
+	HK_EVENTS,
+	HK_EXEC,
+	HK_URL,
+	HK_MAX_CONCURRENT,
+	HK_RETRIES,
+	HK_TIMEOUT,
+	HK_N
+};
+
+static const char *const hkeys[HK_N] = {
+    [HK_EVENTS] = "events",
+    [HK_EXEC] = "exec",
+    [HK_URL] = "url",
+    [HK_MAX_CONCURRENT] = "max_concurrent",
+    [HK_RETRIES] = "retries",
+    [HK_TIMEOUT] = "timeout",
+};
+
+/* Ranges of the numbers of a [hook] section; messages spell them out. */
+#define HOOK_MAX_CONCURRENT 256
+#define HOOK_MAX_RETRIES 100
+#define HOOK_MAX_TIMEOUT 3600
+
+/* What a line may be in: outside any section, or in one of either kind. */
+enum place {
+	PLACE_TOP,
+	PLACE_PEER,
+	PLACE_HOOK,
+};
+
 /* The parser's place and where each key was first given. */
 struct pstate {
 	const char *filename; /* NULL: messages name no place (command line) */
@@ -64,8 +97,12 @@ struct pstate {
 	char *err;
 	size_t errlen;
 	unsigned keyline[CONFIG_NKEYS];
-	struct config_peer *peer; /* the section being read, or NULL */
+	struct config_peer *peer; /* the [peer] section being read, or NULL */
 	unsigned pkeyline[PK_N];
+	struct hook_def *hook; /* the [hook] section being read, or NULL */
+	unsigned hookhead;     /* the line of its header */
+	unsigned hkeyline[HK_N];
+	unsigned hookline[CONFIG_MAX_HOOKS]; /* header of each [hook] */
 };
 
 static int fail(struct pstate *ps, const char *fmt, ...)
@@ -73,8 +110,10 @@ static int fail(struct pstate *ps, const char *fmt, ...)
 static int nomem(struct pstate *ps);
 static int find_key(const char *name, bool dashes);
 static int find_pkey(const char *name);
+static int find_hkey(const char *name);
+static enum place where(const struct pstate *ps);
 static size_t distance(const char *a, const char *b);
-static void suggest(const char *name, char *buf, size_t len);
+static void suggest(enum place at, const char *name, char *buf, size_t len);
 static bool has_ctl(const char *s, bool tab_ok);
 static int
 parse_uint(const char *s, unsigned long long hi, unsigned long long *ret);
@@ -99,9 +138,21 @@ set_globs(struct pstate *ps, char ***v, size_t *n, const char *key, char *text);
 static int set_peer_match(struct pstate *ps, enum pkey k, const char *v);
 static int set_peer_limit(struct pstate *ps, enum pkey k, const char *v);
 static int set_peer_value(struct pstate *ps, enum pkey k, char *v);
-static int begin_peer(struct pstate *ps, struct config *c, char *p);
+static int set_events(struct pstate *ps, char *text);
+static int set_hook_action(struct pstate *ps, enum hkey k, const char *v);
+static int set_hook_number(struct pstate *ps, enum hkey k, const char *v);
+static int set_hook_value(struct pstate *ps, enum hkey k, char *v);
+static bool valid_section_name(const char *s);
+static int begin_section(struct pstate *ps, struct config *c, char *p);
+static int begin_peer(struct pstate *ps, struct config *c, const char *name);
+static int begin_hook(struct pstate *ps, struct config *c, const char *name);
 static int end_peer(struct pstate *ps);
+static int end_hook(struct pstate *ps);
+static int end_section(struct pstate *ps);
 static int read_value(struct pstate *ps, char *p, char **ret);
+static int misplaced(struct pstate *ps, const char *name, bool dashes);
+static int set_section_key(struct pstate *ps, const char *name, char *v);
+static int unknown_key(struct pstate *ps, const char *name);
 static int parse_line(struct pstate *ps, struct config *c, char *p);
 static int check_pairs(struct pstate *ps, const struct config *c);
 
@@ -148,7 +199,7 @@ find_key(const char *name, bool dashes)
 		return -1;
 	for (size_t i = 0; i <= n; i++)
 		norm[i] = (char)(dashes && name[i] == '-' ? '_' : name[i]);
-	for (int k = 0; k < CONFIG_PEERS; k++)
+	for (int k = 0; k < CONFIG_NPLAIN; k++)
 		if (strcmp(config_keys[k].name, norm) == 0)
 			return k;
 	return -1;
@@ -161,6 +212,23 @@ find_pkey(const char *name)
 		if (strcmp(pkeys[k], name) == 0)
 			return k;
 	return -1;
+}
+
+static int
+find_hkey(const char *name)
+{
+	for (int k = 0; k < HK_N; k++)
+		if (strcmp(hkeys[k], name) == 0)
+			return k;
+	return -1;
+}
+
+static enum place
+where(const struct pstate *ps)
+{
+	if (ps->peer != NULL)
+		return PLACE_PEER;
+	return ps->hook != NULL ? PLACE_HOOK : PLACE_TOP;
 }
 
 /* Edit distance, for "did you mean" (short key names only). */
@@ -188,28 +256,43 @@ distance(const char *a, const char *b)
 	return prev[lb];
 }
 
-/* Writes " (did you mean \"x\"?)" for a near miss, else "". */
+/*
+ * Writes " (did you mean \"x\"?)" for a near miss, else "". The keys of
+ * the place the line is in are tried first, so they win a tie.
+ */
 static void
-suggest(const char *name, char *buf, size_t len)
+suggest(enum place at, const char *name, char *buf, size_t len)
 {
-	const char *best = NULL;
-	size_t bestd = 3, d;
+	const char *best = NULL, *cand;
+	size_t bestd = 3, d, n = strlen(name);
+	char norm[64] = {0};
+	/* Tables in the order tried: [0] plain keys, [1] peer, [2] hook. */
+	static const enum place order[3][3] = {
+	    [PLACE_TOP] = {PLACE_TOP, PLACE_PEER, PLACE_HOOK},
+	    [PLACE_PEER] = {PLACE_PEER, PLACE_TOP, PLACE_HOOK},
+	    [PLACE_HOOK] = {PLACE_HOOK, PLACE_TOP, PLACE_PEER},
+	};
 
 	buf[0] = '\0';
-	for (int k = 0; k < CONFIG_PEERS + PK_N; k++) {
-		const char *cand = k < CONFIG_PEERS ? config_keys[k].name
-		                                    : pkeys[k - CONFIG_PEERS];
-		char norm[64] = {0};
-		size_t n = strlen(name);
+	if (n >= sizeof(norm))
+		return;
+	for (size_t i = 0; i <= n; i++)
+		norm[i] = (char)(name[i] == '-' ? '_' : name[i]);
+	for (int t = 0; t < 3; t++) {
+		enum place p = order[at][t];
+		int nk = p == PLACE_TOP ? CONFIG_NPLAIN
+		    : p == PLACE_PEER   ? PK_N
+		                        : HK_N;
 
-		if (n >= sizeof(norm))
-			return;
-		for (size_t i = 0; i <= n; i++)
-			norm[i] = (char)(name[i] == '-' ? '_' : name[i]);
-		d = distance(norm, cand);
-		if (d < bestd && d < strlen(cand)) {
-			bestd = d;
-			best = cand;
+		for (int k = 0; k < nk; k++) {
+			cand = p == PLACE_TOP ? config_keys[k].name
+			    : p == PLACE_PEER ? pkeys[k]
+			                      : hkeys[k];
+			d = distance(norm, cand);
+			if (d < bestd && d < strlen(cand)) {
+				bestd = d;
+				best = cand;
+			}
 		}
 	}
 	if (best != NULL)
@@ -652,50 +735,192 @@ set_peer_value(struct pstate *ps, enum pkey k, char *v)
 	}
 }
 
+/* Appends the blank-separated event globs of text to the section's. */
+static int
+set_events(struct pstate *ps, char *text)
+{
+	struct hook_def *h = ps->hook;
+	char *p = text, *g, *d;
+	size_t n;
+
+	for (;;) {
+		p += strspn(p, " \t");
+		if (*p == '\0')
+			break;
+		g = p;
+		p += strcspn(p, " \t");
+		if (*p != '\0')
+			*p++ = '\0';
+		n = strlen(g);
+		if (n > CONFIG_MAX_GLOB ||
+		    strspn(g,
+		        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		        "0123456789_.:*?[]!-") != n)
+			return fail(ps,
+			    "bad pattern \"" SHOW "\" in events: want event "
+			    "types or globs (such as run.*) separated by "
+			    "blanks",
+			    g);
+		if (h->nevents >= HOOK_MAX_EVENTS)
+			return fail(ps, "more than %d patterns in [hook %s]",
+			    HOOK_MAX_EVENTS, h->name);
+		d = strdup(g);
+		if (d == NULL)
+			return nomem(ps);
+		h->events[h->nevents++] = d;
+	}
+	return 0;
+}
+
+/* exec or url: exactly one per section. */
+static int
+set_hook_action(struct pstate *ps, enum hkey k, const char *v)
+{
+	struct hook_def *h = ps->hook;
+	enum hkey other = k == HK_EXEC ? HK_URL : HK_EXEC;
+	const char *want;
+	char *d;
+
+	if (ps->hkeyline[other] != 0)
+		return fail(ps,
+		    "[hook %s] already has %s (line %u); give one of exec and "
+		    "url",
+		    h->name, hkeys[other], ps->hkeyline[other]);
+	if (k == HK_URL && (want = check_text(CONFIG_V_URL, v)) != NULL)
+		return bad_value(ps, hkeys[k], v, want);
+	d = strdup(v);
+	if (d == NULL)
+		return nomem(ps);
+	if (k == HK_EXEC)
+		h->exec = d;
+	else
+		h->url = d;
+	return 0;
+}
+
+/* max_concurrent, retries and timeout of a section. */
+static int
+set_hook_number(struct pstate *ps, enum hkey k, const char *v)
+{
+	struct hook_def *h = ps->hook;
+	unsigned long long u;
+
+	switch (k) {
+	case HK_MAX_CONCURRENT:
+		if (parse_uint(v, HOOK_MAX_CONCURRENT, &u) < 0 || u == 0)
+			return bad_value(ps, hkeys[k], v,
+			    "want a whole number from 1 to 256");
+		h->max_concurrent = (unsigned)u;
+		return 0;
+	case HK_RETRIES:
+		if (parse_uint(v, HOOK_MAX_RETRIES, &u) < 0)
+			return bad_value(ps, hkeys[k], v,
+			    "want a whole number from 0 to 100");
+		h->retries = (unsigned)u;
+		return 0;
+	case HK_TIMEOUT:
+	default:
+		if (parse_uint(v, HOOK_MAX_TIMEOUT, &u) < 0 || u == 0)
+			return bad_value(ps, hkeys[k], v,
+			    "want whole seconds from 1 to 3600");
+		h->timeout_s = (unsigned)u;
+		return 0;
+	}
+}
+
+static int
+set_hook_value(struct pstate *ps, enum hkey k, char *v)
+{
+	const char *key = hkeys[k];
+
+	if (*v == '\0')
+		return fail(ps, "%s needs a value", key);
+	/* A shell command may hold tabs; nothing else may hold controls. */
+	if (has_ctl(v, k == HK_EVENTS || k == HK_EXEC))
+		return fail(ps, "bad value for %s: control character", key);
+	switch (k) {
+	case HK_EVENTS:
+		return set_events(ps, v);
+	case HK_EXEC:
+	case HK_URL:
+		return set_hook_action(ps, k, v);
+	case HK_MAX_CONCURRENT:
+	case HK_RETRIES:
+	case HK_TIMEOUT:
+	default:
+		return set_hook_number(ps, k, v);
+	}
+}
+
 /* ---- lines ------------------------------------------------------------- */
 
-/* "[peer NAME]" at p (just after the '['): opens a new section. */
-static int
-begin_peer(struct pstate *ps, struct config *c, char *p)
+/* A section NAME: letters, digits and _.@- (at most 64). */
+static bool
+valid_section_name(const char *s)
 {
-	struct config_peer *np;
-	char *kind, *name, *end;
+	size_t n = strlen(s);
+
+	return n <= CONFIG_MAX_SECTION_NAME &&
+	    strspn(s,
+	        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	        "0123456789_.@-") == n;
+}
+
+/* "[peer NAME]" or "[hook NAME]" at p (just after the '['). */
+static int
+begin_section(struct pstate *ps, struct config *c, char *p)
+{
+	const char *kind;
+	char *name, *end;
+	bool hook;
 	int r;
 
-	if ((r = end_peer(ps)) < 0)
+	if ((r = end_section(ps)) < 0)
 		return r;
-	p += strspn(p, " \t");
-	kind = p;
-	p += strcspn(p, " \t]");
-	end = p;
 	p += strspn(p, " \t");
 	name = p;
 	p += strcspn(p, " \t]");
-	if (p == name || end - kind != 4 || strncmp(kind, "peer", 4) != 0) {
+	end = p;
+	hook = end - name == 4 && strncmp(name, "hook", 4) == 0;
+	kind = hook ? "hook" : "peer";
+	if (!hook && (end - name != 4 || strncmp(name, "peer", 4) != 0)) {
 		*end = '\0';
-		if (strncmp(kind, "peer", 4) != 0 || end - kind != 4)
-			return fail(ps,
-			    "unknown section \"[" SHOW "]\": want [peer NAME]",
-			    kind);
-		return fail(ps, "[peer] needs a NAME: want [peer NAME]");
+		return fail(ps,
+		    "unknown section \"[" SHOW "]\": want [peer NAME] or "
+		    "[hook NAME]",
+		    name);
 	}
+	p += strspn(p, " \t");
+	name = p;
+	p += strcspn(p, " \t]");
+	if (p == name)
+		return fail(ps, "[%s] needs a NAME: want [%s NAME]", kind,
+		    kind);
 	end = p;
 	p += strspn(p, " \t");
 	if (*p != ']')
-		return fail(ps, "bad section header: want [peer NAME]");
+		return fail(ps, "bad section header: want [%s NAME]", kind);
 	p++;
 	p += strspn(p, " \t");
 	if (*p != '\0' && *p != '#')
 		return fail(ps, "text after the section header");
 	*end = '\0';
-	if (strlen(name) > 64 ||
-	    strspn(name,
-	        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	        "0123456789_.@-") != strlen(name))
+	if (!valid_section_name(name))
 		return fail(ps,
 		    "bad section name \"" SHOW "\": want letters, digits and "
 		    "_.@- (at most 64)",
 		    name);
+	if (hook)
+		return begin_hook(ps, c, name);
+	return begin_peer(ps, c, name);
+}
+
+/* Opens [peer NAME], its header already checked. */
+static int
+begin_peer(struct pstate *ps, struct config *c, const char *name)
+{
+	struct config_peer *np;
+
 	for (size_t i = 0; i < c->npeers; i++)
 		if (strcmp(c->peers[i].name, name) == 0)
 			return fail(ps,
@@ -716,6 +941,42 @@ begin_peer(struct pstate *ps, struct config *c, char *p)
 	ps->peer = &np[c->npeers++];
 	memset(ps->pkeyline, 0, sizeof(ps->pkeyline));
 	c->set |= CONFIG_BIT(CONFIG_PEERS);
+	return 0;
+}
+
+/* Opens [hook NAME], its header already checked, with the defaults. */
+static int
+begin_hook(struct pstate *ps, struct config *c, const char *name)
+{
+	struct hook_def *nh;
+	char *d;
+
+	for (size_t i = 0; i < c->nhooks; i++)
+		if (strcmp(c->hooks[i].name, name) == 0)
+			return fail(ps,
+			    "[hook %s] is already defined on line %u", name,
+			    ps->hookline[i]);
+	if (c->nhooks >= CONFIG_MAX_HOOKS)
+		return fail(ps, "more than %d [hook] sections",
+		    CONFIG_MAX_HOOKS);
+	nh = realloc(c->hooks, (c->nhooks + 1) * sizeof(*nh));
+	if (nh == NULL)
+		return nomem(ps);
+	c->hooks = nh;
+	nh = &c->hooks[c->nhooks];
+	memset(nh, 0, sizeof(*nh));
+	d = strdup(name);
+	if (d == NULL)
+		return nomem(ps);
+	nh->name = d;
+	nh->max_concurrent = CONFIG_DEF_HOOK_MAX_CONCURRENT;
+	nh->retries = CONFIG_DEF_HOOK_RETRIES;
+	nh->timeout_s = CONFIG_DEF_HOOK_TIMEOUT;
+	ps->hookline[c->nhooks++] = ps->line;
+	ps->hook = nh;
+	ps->hookhead = ps->line;
+	memset(ps->hkeyline, 0, sizeof(ps->hkeyline));
+	c->set |= CONFIG_BIT(CONFIG_HOOKS);
 	return 0;
 }
 
@@ -754,6 +1015,34 @@ end_peer(struct pstate *ps)
 		pe->burst = 0;
 	ps->line = line;
 	return 0;
+}
+
+/* Closes the [hook] section being read: it must have exec or url. */
+static int
+end_hook(struct pstate *ps)
+{
+	struct hook_def *h = ps->hook;
+
+	if (h == NULL)
+		return 0;
+	ps->hook = NULL;
+	/* set_hook_action already refused both. */
+	if (h->exec == NULL && h->url == NULL) {
+		ps->line = ps->hookhead;
+		return fail(ps, "[hook %s] needs one of exec and url", h->name);
+	}
+	return 0;
+}
+
+/* Closes the section being read, if any. */
+static int
+end_section(struct pstate *ps)
+{
+	int r;
+
+	if ((r = end_peer(ps)) < 0)
+		return r;
+	return end_hook(ps);
 }
 
 /*
@@ -805,10 +1094,86 @@ read_value(struct pstate *ps, char *p, char **ret)
 	return 0;
 }
 
+/*
+ * A key that is valid, but not where the line is: says where it belongs.
+ * max_connections is both a plain key and a [peer] key. dashes lets '-'
+ * stand for '_', as on the command line.
+ */
+static int
+misplaced(struct pstate *ps, const char *name, bool dashes)
+{
+	enum place at = where(ps);
+	char norm[64] = {0};
+	size_t n = strlen(name);
+	bool plain;
+
+	if (n >= sizeof(norm))
+		return 0;
+	for (size_t i = 0; i <= n; i++)
+		norm[i] = (char)(dashes && name[i] == '-' ? '_' : name[i]);
+	plain = find_key(norm, false) >= 0;
+	if (at != PLACE_TOP && plain)
+		return fail(ps, "key \"%s\" belongs before the first section",
+		    name);
+	if (at != PLACE_PEER && !plain && find_pkey(norm) >= 0)
+		return fail(ps,
+		    "key \"%s\" is only valid in a [peer NAME] section", name);
+	if (at != PLACE_HOOK && !plain && find_hkey(norm) >= 0)
+		return fail(ps,
+		    "key \"%s\" is only valid in a [hook NAME] section", name);
+	return 0;
+}
+
+/*
+ * name = v in the section being read: 0 or -errno when name is a key of
+ * that section, 1 when it is not (or no section is being read).
+ */
+static int
+set_section_key(struct pstate *ps, const char *name, char *v)
+{
+	int k;
+
+	k = ps->peer != NULL ? find_pkey(name) : -1;
+	if (k >= 0) {
+		if (ps->pkeyline[k] != 0 && k != PK_ALLOW && k != PK_DENY)
+			return fail(ps,
+			    "%s is already set in [peer %s] on line %u", name,
+			    ps->peer->name, ps->pkeyline[k]);
+		ps->pkeyline[k] = ps->line;
+		return set_peer_value(ps, (enum pkey)k, v);
+	}
+	k = ps->hook != NULL ? find_hkey(name) : -1;
+	if (k >= 0) {
+		if (ps->hkeyline[k] != 0 && k != HK_EVENTS)
+			return fail(ps,
+			    "%s is already set in [hook %s] on line %u", name,
+			    ps->hook->name, ps->hkeyline[k]);
+		ps->hkeyline[k] = ps->line;
+		return set_hook_value(ps, (enum hkey)k, v);
+	}
+	return 1;
+}
+
+/* A key that is nowhere valid: names the section it is in, and a hint. */
+static int
+unknown_key(struct pstate *ps, const char *name)
+{
+	char hint[64];
+
+	suggest(where(ps), name, hint, sizeof(hint));
+	if (ps->peer != NULL)
+		return fail(ps, "unknown key \"%s\" in [peer %s]%s", name,
+		    ps->peer->name, hint);
+	if (ps->hook != NULL)
+		return fail(ps, "unknown key \"%s\" in [hook %s]%s", name,
+		    ps->hook->name, hint);
+	return fail(ps, "unknown key \"%s\"%s", name, hint);
+}
+
 static int
 parse_line(struct pstate *ps, struct config *c, char *p)
 {
-	char name[64], hint[64], *v = NULL;
+	char name[64], *v = NULL;
 	size_t n;
 	int k, r;
 
@@ -816,7 +1181,7 @@ parse_line(struct pstate *ps, struct config *c, char *p)
 	if (*p == '\0' || *p == '#')
 		return 0;
 	if (*p == '[')
-		return begin_peer(ps, c, p + 1);
+		return begin_section(ps, c, p + 1);
 	n = strspn(p,
 	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	    "0123456789_-");
@@ -833,33 +1198,13 @@ parse_line(struct pstate *ps, struct config *c, char *p)
 	if ((r = read_value(ps, p + 1, &v)) < 0)
 		return r;
 
-	if (ps->peer != NULL) {
-		k = find_pkey(name);
-		if (k >= 0) {
-			if (ps->pkeyline[k] != 0 && k != PK_ALLOW &&
-			    k != PK_DENY)
-				return fail(ps,
-				    "%s is already set in [peer %s] on line %u",
-				    name, ps->peer->name, ps->pkeyline[k]);
-			ps->pkeyline[k] = ps->line;
-			return set_peer_value(ps, (enum pkey)k, v);
-		}
-		if (find_key(name, false) >= 0)
-			return fail(ps,
-			    "key \"%s\" belongs before the first [peer] "
-			    "section",
-			    name);
-	} else {
-		if (find_pkey(name) >= 0 && find_key(name, false) < 0)
-			return fail(ps,
-			    "key \"%s\" is only valid in a [peer NAME] section",
-			    name);
-	}
+	if ((r = set_section_key(ps, name, v)) <= 0)
+		return r;
+	if ((r = misplaced(ps, name, false)) < 0)
+		return r;
 	k = find_key(name, false);
-	if (k < 0) {
-		suggest(name, hint, sizeof(hint));
-		return fail(ps, "unknown key \"%s\"%s", name, hint);
-	}
+	if (k < 0)
+		return unknown_key(ps, name);
 	if (ps->keyline[k] != 0 && k != CONFIG_WEBHOOK_SECRET)
 		return fail(ps, "%s is already set on line %u", name,
 		    ps->keyline[k]);
@@ -926,7 +1271,7 @@ config_parse(const char *text, size_t len, const char *filename,
 			goto out_free;
 		p = nl != NULL ? nl + 1 : end;
 	}
-	if ((r = end_peer(&ps)) < 0 || (r = check_pairs(&ps, &c)) < 0)
+	if ((r = end_section(&ps)) < 0 || (r = check_pairs(&ps, &c)) < 0)
 		goto out_free;
 	*ret = c;
 	return 0;
@@ -946,11 +1291,9 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 
 	k = find_key(key, true);
 	if (k < 0) {
-		if (find_pkey(key) >= 0)
-			return fail(&ps,
-			    "key \"%s\" is only valid in a [peer NAME] section",
-			    key);
-		suggest(key, hint, sizeof(hint));
+		if ((r = misplaced(&ps, key, true)) < 0)
+			return r;
+		suggest(PLACE_TOP, key, hint, sizeof(hint));
 		return fail(&ps, "unknown key \"%s\"%s", key, hint);
 	}
 	if ((r = set_value(&ps, c, (enum config_key)k, key, value)) < 0)

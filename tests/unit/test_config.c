@@ -2,9 +2,11 @@
  * SPDX-License-Identifier: MIT
  *
  * Unit tests of config: every key, every kind of bad value with its
- * FILE:LINE message, quoting and comments, [peer] sections, config_set and
- * config_merge (the command line over the file), config_diff, and a reload
- * that keeps the old configuration when the new file is bad.
+ * FILE:LINE message, quoting and comments, [peer] and [hook] sections,
+ * config_set and config_merge (the command line over the file),
+ * config_diff, and a reload that keeps the old configuration when the new
+ * file is bad. Run under ASan, every test also checks that config_done
+ * frees all a configuration holds.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -88,6 +90,7 @@ TEST(defaults)
 	ASSERT_EQ(c.audit_retention_days, 90);
 	ASSERT(!c.default_deny);
 	ASSERT_EQ(c.npeers, 0);
+	ASSERT(c.hooks == NULL && c.nhooks == 0);
 	config_done(&c);
 	config_done(NULL);
 }
@@ -153,6 +156,7 @@ TEST(every_key)
 	for (int k = 0; k < CONFIG_PEERS; k++)
 		ASSERT(config_isset(&c, (enum config_key)k));
 	ASSERT(!config_isset(&c, CONFIG_PEERS));
+	ASSERT(!config_isset(&c, CONFIG_HOOKS));
 	config_done(&c);
 	ASSERT(c.socket == NULL && c.nwebhook_secrets == 0 && c.set == 0);
 }
@@ -163,7 +167,20 @@ TEST(key_names)
 	ASSERT_STREQ(config_key_name(CONFIG_MAX_RETRY_AFTER),
 	    "max_retry_after");
 	ASSERT_STREQ(config_key_name(CONFIG_PEERS), "peer");
+	ASSERT_STREQ(config_key_name(CONFIG_HOOKS), "hook");
 	ASSERT_STREQ(config_key_name(CONFIG_NKEYS), "?");
+	/* The table indexed by enum config_key has every key, once. */
+	for (int k = 0; k < CONFIG_NKEYS; k++) {
+		const char *n = config_key_name((enum config_key)k);
+
+		if (n == NULL || n[0] == '\0')
+			T_FAIL("key %d has no name", k);
+		for (int j = 0; j < k; j++)
+			if (strcmp(n, config_key_name((enum config_key)j)) == 0)
+				T_FAIL("keys %d and %d are both \"%s\"", j, k,
+				    n);
+	}
+	ASSERT(CONFIG_NKEYS <= 64);
 }
 
 TEST(values_in_range)
@@ -519,7 +536,7 @@ TEST(peer_errors)
 	        "m8tesd.conf:2: bad value \"a:b\" for match_user: want a user "
 	        "name"},
 	    {"[peer a]\nmatch_uid = 1\nsocket = /x\n",
-	        "m8tesd.conf:3: key \"socket\" belongs before the first [peer] "
+	        "m8tesd.conf:3: key \"socket\" belongs before the first "
 	        "section"},
 	    {"allow = *\n",
 	        "m8tesd.conf:1: key \"allow\" is only valid in a [peer NAME] "
@@ -528,7 +545,10 @@ TEST(peer_errors)
 	        "m8tesd.conf:3: [peer a] is already defined on line 1"},
 	    {"[global]\n",
 	        "m8tesd.conf:1: unknown section \"[global]\": want [peer "
-	        "NAME]"},
+	        "NAME] or [hook NAME]"},
+	    {"[]\n",
+	        "m8tesd.conf:1: unknown section \"[]\": want [peer NAME] or "
+	        "[hook NAME]"},
 	    {"[peer]\n",
 	        "m8tesd.conf:1: [peer] needs a NAME: want [peer NAME]"},
 	    {"[peer a b]\n",
@@ -568,8 +588,11 @@ TEST(peer_errors)
 	        "m8tesd.conf:3: bad value \"sure\" for admin: want true or "
 	        "false"},
 	    {"[peer a]\nmatch_uid = 1\nalow = *\n",
-	        "m8tesd.conf:3: unknown key \"alow\" (did you mean "
-	        "\"allow\"?)"},
+	        "m8tesd.conf:3: unknown key \"alow\" in [peer a] (did you "
+	        "mean \"allow\"?)"},
+	    {"[peer a]\nmatch_uid = 1\nexec = /bin/true\n",
+	        "m8tesd.conf:3: key \"exec\" is only valid in a [hook NAME] "
+	        "section"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -579,6 +602,381 @@ TEST(peer_errors)
 			T_FAIL("case %zu:\n    got  %s\n    want %s", i, err,
 			    cases[i].want);
 	}
+}
+
+TEST(hook_sections)
+{
+	static const char text[] =
+	    "webhook_listen = 127.0.0.1:8787\n"
+	    "\n"
+	    "[hook billing]\n"
+	    "events = run.completed run.failed\n"
+	    "events = task.*\n"
+	    "exec = \"/usr/local/bin/on-run-done --tag \\\"a b\\\"\"\n"
+	    "max_concurrent = 8\n"
+	    "retries = 0\n"
+	    "timeout = 3600\n"
+	    "\n"
+	    "[ hook  chat ]  # a local service\n"
+	    "url = http://127.0.0.1:8080/hooks/m8tes\n"
+	    "[peer ops]\n"
+	    "match_gid = 4\n"
+	    "[hook billing.2]\n"
+	    "exec = cat >>/tmp/log\t# tab, then a comment\n"
+	    "max_concurrent = 256\n"
+	    "retries = 100\n"
+	    "timeout = 1\n";
+	struct config c;
+	const struct hook_def *h;
+
+	ASSERT_OK(parse(text, &c));
+	ASSERT(config_isset(&c, CONFIG_HOOKS));
+	ASSERT(config_isset(&c, CONFIG_PEERS));
+	ASSERT_EQ(c.npeers, 1);
+	ASSERT_EQ(c.nhooks, 3);
+	h = &c.hooks[0];
+	ASSERT_STREQ(h->name, "billing");
+	ASSERT_EQ(h->nevents, 3);
+	ASSERT_STREQ(h->events[0], "run.completed");
+	ASSERT_STREQ(h->events[1], "run.failed");
+	ASSERT_STREQ(h->events[2], "task.*");
+	ASSERT_STREQ(h->exec, "/usr/local/bin/on-run-done --tag \"a b\"");
+	ASSERT(h->url == NULL);
+	ASSERT_EQ(h->max_concurrent, 8);
+	ASSERT_EQ(h->retries, 0);
+	ASSERT_EQ(h->timeout_s, 3600);
+	h = &c.hooks[1];
+	ASSERT_STREQ(h->name, "chat");
+	ASSERT_EQ(h->nevents, 0); /* every event */
+	ASSERT(h->exec == NULL);
+	ASSERT_STREQ(h->url, "http://127.0.0.1:8080/hooks/m8tes");
+	ASSERT_EQ(h->max_concurrent, CONFIG_DEF_HOOK_MAX_CONCURRENT);
+	ASSERT_EQ(h->retries, CONFIG_DEF_HOOK_RETRIES);
+	ASSERT_EQ(h->timeout_s, CONFIG_DEF_HOOK_TIMEOUT);
+	ASSERT_EQ(h->max_concurrent, 4);
+	ASSERT_EQ(h->retries, 5);
+	ASSERT_EQ(h->timeout_s, 30);
+	h = &c.hooks[2];
+	ASSERT_STREQ(h->name, "billing.2");
+	ASSERT_STREQ(h->exec, "cat >>/tmp/log");
+	ASSERT_EQ(h->max_concurrent, 256);
+	ASSERT_EQ(h->retries, 100);
+	ASSERT_EQ(h->timeout_s, 1);
+	config_done(&c);
+	ASSERT(c.hooks == NULL && c.nhooks == 0 && c.set == 0);
+
+	/* A '#' after a blank starts a comment unless the value is quoted. */
+	ASSERT_OK(parse("[hook q]\n"
+	                "exec = \"sed 's/ #.*//' >>/var/log/q\"  # note\n",
+	    &c));
+	ASSERT_STREQ(c.hooks[0].exec, "sed 's/ #.*//' >>/var/log/q");
+	config_done(&c);
+
+	/* As many sections and patterns as allowed. */
+	{
+		static char big[16384];
+		size_t n = 0;
+
+		for (int i = 0; i < CONFIG_MAX_HOOKS; i++) {
+			n += (size_t)snprintf(big + n, sizeof(big) - n,
+			    "[hook h%d]\nurl = https://localhost/%d\nevents =",
+			    i, i);
+			for (int j = 0; j < HOOK_MAX_EVENTS; j++)
+				n += (size_t)snprintf(big + n, sizeof(big) - n,
+				    " e%d.*", j);
+			n += (size_t)snprintf(big + n, sizeof(big) - n, "\n");
+		}
+		ASSERT(n < sizeof(big));
+		if (parse(big, &c) < 0)
+			T_FAIL("%s", err);
+		ASSERT_EQ(c.nhooks, 32);
+		ASSERT_EQ(c.hooks[31].nevents, 16);
+		ASSERT_STREQ(c.hooks[31].events[15], "e15.*");
+		config_done(&c);
+	}
+}
+
+TEST(hook_errors)
+{
+	static const struct {
+		const char *text;
+		const char *want;
+	} cases[] = {
+	    {"[hook a]\n", "m8tesd.conf:1: [hook a] needs one of exec and url"},
+	    {"[hook a]\nevents = run.*\n\n",
+	        "m8tesd.conf:1: [hook a] needs one of exec and url"},
+	    {"[hook a]\nexec = /bin/true\n[hook b]\nevents = run.*\n"
+	     "[peer p]\nmatch_uid = 1\n",
+	        "m8tesd.conf:3: [hook b] needs one of exec and url"},
+	    {"[hook a]\nexec = /bin/true\nurl = http://127.0.0.1:1/\n",
+	        "m8tesd.conf:3: [hook a] already has exec (line 2); give one "
+	        "of exec and url"},
+	    {"[hook a]\nurl = http://127.0.0.1:1/\n\nexec = /bin/true\n",
+	        "m8tesd.conf:4: [hook a] already has url (line 2); give one "
+	        "of exec and url"},
+	    {"[hook a]\nexec = /bin/true\nexec = /bin/false\n",
+	        "m8tesd.conf:3: exec is already set in [hook a] on line 2"},
+	    {"[hook a]\nurl = ftp://127.0.0.1/\n",
+	        "m8tesd.conf:2: bad value \"ftp://127.0.0.1/\" for url: want "
+	        "an http:// or https:// URL"},
+	    {"[hook a]\nurl = \"http://x/a b\"\n",
+	        "m8tesd.conf:2: bad value \"http://x/a b\" for url: blank in "
+	        "a URL"},
+	    {"[hook a]\nexec =\n", "m8tesd.conf:2: exec needs a value"},
+	    {"[hook a]\nexec = \"\"\n", "m8tesd.conf:2: exec needs a value"},
+	    {"[hook a]\nexec = a\x01z\n",
+	        "m8tesd.conf:2: bad value for exec: control character"},
+	    {"[hook a]\nexec = x\nevents = # none\n",
+	        "m8tesd.conf:3: events needs a value"},
+	    {"[hook a]\nexec = x\nevents = run.completed,run.failed\n",
+	        "m8tesd.conf:3: bad pattern \"run.completed,run.failed\" in "
+	        "events: want event types or globs (such as run.*) separated "
+	        "by blanks"},
+	    {"[hook a]\nexec = x\nevents = a b c d e f g h i j k l m n o p\n"
+	     "events = q\n",
+	        "m8tesd.conf:4: more than 16 patterns in [hook a]"},
+	    {"[hook a]\nexec = x\nmax_concurrent = 0\n",
+	        "m8tesd.conf:3: bad value \"0\" for max_concurrent: want a "
+	        "whole number from 1 to 256"},
+	    {"[hook a]\nexec = x\nmax_concurrent = 257\n",
+	        "m8tesd.conf:3: bad value \"257\" for max_concurrent: want a "
+	        "whole number from 1 to 256"},
+	    {"[hook a]\nexec = x\nretries = 101\n",
+	        "m8tesd.conf:3: bad value \"101\" for retries: want a whole "
+	        "number from 0 to 100"},
+	    {"[hook a]\nexec = x\nretries = -1\n",
+	        "m8tesd.conf:3: bad value \"-1\" for retries: want a whole "
+	        "number from 0 to 100"},
+	    {"[hook a]\nexec = x\ntimeout = 0\n",
+	        "m8tesd.conf:3: bad value \"0\" for timeout: want whole "
+	        "seconds from 1 to 3600"},
+	    {"[hook a]\nexec = x\ntimeout = 1.5\n",
+	        "m8tesd.conf:3: bad value \"1.5\" for timeout: want whole "
+	        "seconds from 1 to 3600"},
+	    {"[hook a]\nexec = x\ntimeout = 99999999999999999999999\n",
+	        "m8tesd.conf:3: bad value \"99999999999999999999999\" for "
+	        "timeout: want whole seconds from 1 to 3600"},
+	    {"[hook a]\nexec = x\ntimeout = 30\ntimeout = 60\n",
+	        "m8tesd.conf:4: timeout is already set in [hook a] on line 3"},
+	    {"[hook a]\nexec = x\nexce = y\n",
+	        "m8tesd.conf:3: unknown key \"exce\" in [hook a] (did you mean "
+	        "\"exec\"?)"},
+	    {"[hook a]\nexec = x\nmax_concurent = 2\n",
+	        "m8tesd.conf:3: unknown key \"max_concurent\" in [hook a] (did "
+	        "you mean \"max_concurrent\"?)"},
+	    {"[hook a]\nexec = x\nfrobnicate = 1\n",
+	        "m8tesd.conf:3: unknown key \"frobnicate\" in [hook a]"},
+	    {"[hook a]\nexec = x\nsocket = /s\n",
+	        "m8tesd.conf:3: key \"socket\" belongs before the first "
+	        "section"},
+	    {"[hook a]\nexec = x\nmax_connections = 2\n",
+	        "m8tesd.conf:3: key \"max_connections\" belongs before the "
+	        "first section"},
+	    {"[hook a]\nexec = x\nallow = *\n",
+	        "m8tesd.conf:3: key \"allow\" is only valid in a [peer NAME] "
+	        "section"},
+	    {"[hook a]\nexec = x\nmatch_uid = 1\n",
+	        "m8tesd.conf:3: key \"match_uid\" is only valid in a [peer "
+	        "NAME] section"},
+	    {"exec = /bin/true\n",
+	        "m8tesd.conf:1: key \"exec\" is only valid in a [hook NAME] "
+	        "section"},
+	    {"\nevents = run.*\n",
+	        "m8tesd.conf:2: key \"events\" is only valid in a [hook NAME] "
+	        "section"},
+	    {"[hook a]\nexec = x\n\n[hook a]\nurl = http://127.0.0.1/\n",
+	        "m8tesd.conf:4: [hook a] is already defined on line 1"},
+	    {"[hook]\n",
+	        "m8tesd.conf:1: [hook] needs a NAME: want [hook NAME]"},
+	    {"[hook a b]\n",
+	        "m8tesd.conf:1: bad section header: want [hook NAME]"},
+	    {"[hook a\n",
+	        "m8tesd.conf:1: bad section header: want [hook NAME]"},
+	    {"[hook a] exec = x\n",
+	        "m8tesd.conf:1: text after the section header"},
+	    {"[hook a/b]\n",
+	        "m8tesd.conf:1: bad section name \"a/b\": want letters, digits "
+	        "and _.@- (at most 64)"},
+	    {"[hook "
+	     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	     "]\n",
+	        "m8tesd.conf:1: bad section name "
+	        "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	        "aaaa"
+	        "\": want letters, digits and _.@- (at most 64)"},
+	    {"[hooks a]\n",
+	        "m8tesd.conf:1: unknown section \"[hooks]\": want [peer NAME] "
+	        "or [hook NAME]"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (parse_bad(cases[i].text) != -EINVAL)
+			T_FAIL("case %zu (%s) parsed", i, cases[i].text);
+		if (strcmp(err, cases[i].want) != 0)
+			T_FAIL("case %zu:\n    got  %s\n    want %s", i, err,
+			    cases[i].want);
+	}
+}
+
+TEST(hook_too_many)
+{
+	static char text[8192];
+	size_t n = 0;
+
+	for (int i = 0; i <= CONFIG_MAX_HOOKS; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+		    "[hook h%d]\nexec = /bin/true\n", i);
+	ASSERT(n < sizeof(text));
+	ASSERT_EQ(parse_bad(text), -EINVAL);
+	/* The 33rd header, on line 65. */
+	ASSERT_STREQ(err, "m8tesd.conf:65: more than 32 [hook] sections");
+}
+
+/* Section names are per kind: a hook and a peer may share one. */
+TEST(hook_and_peer_names)
+{
+	struct config c;
+
+	ASSERT_OK(parse("[peer ops]\nmatch_uid = 1\n"
+	                "[hook ops]\nexec = /bin/true\n",
+	    &c));
+	ASSERT_STREQ(c.peers[0].name, "ops");
+	ASSERT_STREQ(c.hooks[0].name, "ops");
+	config_done(&c);
+}
+
+TEST(hook_merge_and_diff)
+{
+	static const char base[] = "[hook a]\n"
+	                           "events = run.*\n"
+	                           "exec = /bin/true\n"
+	                           "[hook b]\n"
+	                           "url = http://127.0.0.1:1/h\n";
+	static const struct {
+		const char *text; /* differs from base in its hooks only */
+	} changed[] = {
+	    {"[hook a]\nevents = run.*\nexec = /bin/false\n"
+	     "[hook b]\nurl = http://127.0.0.1:1/h\n"},
+	    {"[hook a]\nevents = run.* task.*\nexec = /bin/true\n"
+	     "[hook b]\nurl = http://127.0.0.1:1/h\n"},
+	    {"[hook a]\nexec = /bin/true\n"
+	     "[hook b]\nurl = http://127.0.0.1:1/h\n"},
+	    {"[hook a]\nevents = run.*\nexec = /bin/true\nretries = 4\n"
+	     "[hook b]\nurl = http://127.0.0.1:1/h\n"},
+	    {"[hook a]\nevents = run.*\nexec = /bin/true\ntimeout = 31\n"
+	     "[hook b]\nurl = http://127.0.0.1:1/h\n"},
+	    {"[hook a]\nevents = run.*\nexec = /bin/true\n"
+	     "[hook b]\nurl = http://127.0.0.1:1/h\nmax_concurrent = 1\n"},
+	    {"[hook a]\nevents = run.*\nexec = /bin/true\n"
+	     "[hook c]\nurl = http://127.0.0.1:1/h\n"},
+	    {"[hook a]\nevents = run.*\nexec = /bin/true\n"
+	     "[hook b]\nexec = http://127.0.0.1:1/h\n"},
+	    {"[hook a]\nevents = run.*\nexec = /bin/true\n"},
+	    {"[hook b]\nurl = http://127.0.0.1:1/h\n"
+	     "[hook a]\nevents = run.*\nexec = /bin/true\n"},
+	    {""},
+	};
+	struct config a, b, cli;
+
+	ASSERT_OK(parse(base, &a));
+	ASSERT_OK(parse(base, &b));
+	ASSERT_EQ(config_diff(&a, &b), 0);
+	config_done(&b);
+	for (size_t i = 0; i < sizeof(changed) / sizeof(changed[0]); i++) {
+		if (parse(changed[i].text, &b) < 0)
+			T_FAIL("case %zu: %s", i, err);
+		if (config_diff(&a, &b) != CONFIG_BIT(CONFIG_HOOKS) ||
+		    config_diff(&b, &a) != CONFIG_BIT(CONFIG_HOOKS)) {
+			config_done(&b);
+			T_FAIL("case %zu: diff is %#llx", i,
+			    (unsigned long long)config_diff(&a, &b));
+		}
+		config_done(&b);
+	}
+
+	/* A command line has no sections: the file's hooks stay. */
+	config_init(&cli);
+	ASSERT_OK(config_set(&cli, "log-level", "debug", err, sizeof(err)));
+	ASSERT_OK(config_merge(&a, &cli, err, sizeof(err)));
+	ASSERT_EQ(a.nhooks, 2);
+	ASSERT_STREQ(a.hooks[0].events[0], "run.*");
+	ASSERT_STREQ(a.hooks[1].url, "http://127.0.0.1:1/h");
+	ASSERT(config_isset(&a, CONFIG_HOOKS));
+	config_done(&cli);
+
+	/* Sections set in src replace dst's, as deep copies. */
+	ASSERT_OK(parse("[hook z]\nevents = x.* y\nexec = /bin/z\n"
+	                "max_concurrent = 2\nretries = 7\ntimeout = 9\n",
+	    &b));
+	ASSERT_OK(config_merge(&a, &b, err, sizeof(err)));
+	ASSERT_EQ(config_diff(&a, &b), CONFIG_BIT(CONFIG_LOG_LEVEL));
+	ASSERT_EQ(a.log_level, LOG_LEVEL_DEBUG);
+	ASSERT_EQ(a.nhooks, 1);
+	ASSERT(a.hooks[0].name != b.hooks[0].name);
+	ASSERT(a.hooks[0].events[1] != b.hooks[0].events[1]);
+	config_done(&b);
+	ASSERT_STREQ(a.hooks[0].name, "z");
+	ASSERT_STREQ(a.hooks[0].events[1], "y");
+	ASSERT_STREQ(a.hooks[0].exec, "/bin/z");
+	ASSERT(a.hooks[0].url == NULL);
+	ASSERT_EQ(a.hooks[0].max_concurrent, 2);
+	ASSERT_EQ(a.hooks[0].retries, 7);
+	ASSERT_EQ(a.hooks[0].timeout_s, 9);
+
+	/* A merge that fails leaves dst's hooks as they were. */
+	config_init(&cli);
+	ASSERT_OK(config_set(&cli, "webhook_tls_key", "/k", err, sizeof(err)));
+	ASSERT_EQ(config_merge(&a, &cli, err, sizeof(err)), -EINVAL);
+	ASSERT_EQ(a.nhooks, 1);
+	ASSERT_STREQ(a.hooks[0].exec, "/bin/z");
+	config_done(&cli);
+
+	/* Copying into an empty config is how main keeps the old one. */
+	config_init(&b);
+	ASSERT_OK(config_merge(&b, &a, err, sizeof(err)));
+	ASSERT_EQ(config_diff(&a, &b), 0);
+	config_done(&b);
+	config_done(&a);
+}
+
+TEST(hook_reload)
+{
+	struct config cur;
+	const char *path = tmp_path("hooks.conf");
+
+	ASSERT_OK(write_file(path,
+	    "[hook a]\nevents = run.completed\nexec = /bin/a\n"
+	    "[hook b]\nurl = http://127.0.0.1:9/b\n"));
+	config_init(&cur);
+	ASSERT_EQ(config_reload(path, true, NULL, &cur, err, sizeof(err)), 1);
+	ASSERT_EQ(cur.nhooks, 2);
+
+	/* A bad [hook] section: an error, and the running hooks stay. */
+	ASSERT_OK(write_file(path,
+	    "[hook a]\nevents = run.completed\nexec = /bin/a2\n"
+	    "[hook b]\nurl = http://127.0.0.1:9/b\nexec = /bin/b\n"));
+	ASSERT_EQ(config_reload(path, true, NULL, &cur, err, sizeof(err)),
+	    -EINVAL);
+	ASSERT(strstr(err, "hooks.conf:6: [hook b] already has url (line 5)") !=
+	    NULL);
+	ASSERT_OK(write_file(path, "[hook a]\nevents = run.completed\n"));
+	ASSERT_EQ(config_reload(path, true, NULL, &cur, err, sizeof(err)),
+	    -EINVAL);
+	ASSERT(strstr(err,
+	           "hooks.conf:1: [hook a] needs one of exec and url") != NULL);
+	ASSERT_EQ(cur.nhooks, 2);
+	ASSERT_STREQ(cur.hooks[0].exec, "/bin/a");
+	ASSERT_STREQ(cur.hooks[0].events[0], "run.completed");
+	ASSERT_STREQ(cur.hooks[1].url, "http://127.0.0.1:9/b");
+
+	/* A good change is taken. */
+	ASSERT_OK(write_file(path, "[hook b]\nurl = https://127.0.0.1/b2\n"));
+	ASSERT_EQ(config_reload(path, true, NULL, &cur, err, sizeof(err)), 1);
+	ASSERT_EQ(cur.nhooks, 1);
+	ASSERT_STREQ(cur.hooks[0].name, "b");
+	ASSERT_STREQ(cur.hooks[0].url, "https://127.0.0.1/b2");
+	config_done(&cur);
+	(void)unlink(path);
 }
 
 TEST(set_from_command_line)
@@ -613,6 +1011,17 @@ TEST(set_from_command_line)
 	ASSERT_STREQ(err,
 	    "key \"tenant\" is only valid in a [peer NAME] section");
 	ASSERT_EQ(config_set(&c, "peer", "x", err, sizeof(err)), -EINVAL);
+	ASSERT_EQ(config_set(&c, "hook", "x", err, sizeof(err)), -EINVAL);
+	ASSERT_STREQ(err, "unknown key \"hook\"");
+	ASSERT_EQ(config_set(&c, "exec", "/bin/true", err, sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err,
+	    "key \"exec\" is only valid in a [hook NAME] section");
+	ASSERT_EQ(config_set(&c, "max-concurrent", "1", err, sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err,
+	    "key \"max-concurrent\" is only valid in a [hook NAME] section");
+	ASSERT(c.nhooks == 0 && !config_isset(&c, CONFIG_HOOKS));
 	config_done(&c);
 }
 
@@ -841,7 +1250,7 @@ TEST(shipped_example)
 	ASSERT_EQ(c.set, 0);
 	config_done(&c);
 
-	/* Every example line, uncommented, is valid: all keys, 3 sections. */
+	/* Every example line, uncommented, is valid: all keys, 5 sections. */
 	f = fopen(path, "re");
 	ASSERT(f != NULL);
 	while (fgets(line, sizeof(line), f) != NULL) {
@@ -861,6 +1270,11 @@ TEST(shipped_example)
 	ASSERT_EQ(c.peers[0].burst, 20);
 	ASSERT(c.peers[1].admin);
 	ASSERT_EQ(c.peers[2].nallow, 4);
+	ASSERT_EQ(c.nhooks, 2);
+	ASSERT_STREQ(c.hooks[0].name, "billing");
+	ASSERT_EQ(c.hooks[0].nevents, 2);
+	ASSERT_STREQ(c.hooks[0].exec, "/usr/local/bin/on-run-done");
+	ASSERT_STREQ(c.hooks[1].url, "http://127.0.0.1:8080/hooks/m8tes");
 	config_done(&c);
 }
 
@@ -883,11 +1297,17 @@ main(void)
 	RUN(bad_text);
 	RUN(peer_sections);
 	RUN(peer_errors);
+	RUN(hook_sections);
+	RUN(hook_errors);
+	RUN(hook_too_many);
+	RUN(hook_and_peer_names);
 	RUN(set_from_command_line);
 	RUN(merge_command_line_wins);
 	RUN(diff);
 	RUN(load);
+	RUN(hook_merge_and_diff);
 	RUN(reload_keeps_old_on_error);
+	RUN(hook_reload);
 	RUN(default_path);
 	RUN(shipped_example);
 	(void)unlink(tmp_path("good.conf"));
