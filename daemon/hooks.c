@@ -405,11 +405,30 @@ hooks_new(struct loop *loop, struct store *st, struct upstream *up,
 		int r;
 
 		if ((defs[i].exec == NULL) == (defs[i].url == NULL)) {
-			free(hs);
+			hooks_free(hs);
 			return -EINVAL;
 		}
 		k->hs = hs;
 		k->def = defs[i];
+		/* Own copies: a reload frees the configuration's strings. */
+		k->def.name = strdup(defs[i].name);
+		k->def.exec = defs[i].exec ? strdup(defs[i].exec) : NULL;
+		k->def.url = defs[i].url ? strdup(defs[i].url) : NULL;
+		for (size_t e = 0; e < defs[i].nevents; e++)
+			k->def.events[e] = strdup(defs[i].events[e]);
+		hs->n++;
+		if (k->def.name == NULL ||
+		    (defs[i].exec != NULL && k->def.exec == NULL) ||
+		    (defs[i].url != NULL && k->def.url == NULL)) {
+			hooks_free(hs);
+			return -ENOMEM;
+		}
+		for (size_t e = 0; e < defs[i].nevents; e++) {
+			if (k->def.events[e] == NULL) {
+				hooks_free(hs);
+				return -ENOMEM;
+			}
+		}
 		if (k->def.max_concurrent == 0)
 			k->def.max_concurrent = 4;
 		if (k->def.timeout_s == 0)
@@ -424,7 +443,6 @@ hooks_new(struct loop *loop, struct store *st, struct upstream *up,
 			(void)store_consumer_set(st, k->consumer, acked);
 		}
 		k->fetched = acked;
-		hs->n++;
 	}
 	*ret = hs;
 	return 0;
@@ -437,9 +455,17 @@ hooks_free(struct hooks *hs)
 		return;
 	if (hs->kick != NULL)
 		loop_timer_del(hs->loop, hs->kick);
-	for (size_t i = 0; i < hs->n; i++)
-		while (!TAILQ_EMPTY(&hs->hooks[i].jobs))
-			job_free(TAILQ_FIRST(&hs->hooks[i].jobs));
+	for (size_t i = 0; i < hs->n; i++) {
+		struct hook *k = &hs->hooks[i];
+
+		while (!TAILQ_EMPTY(&k->jobs))
+			job_free(TAILQ_FIRST(&k->jobs));
+		free((char *)(uintptr_t)k->def.name);
+		free((char *)(uintptr_t)k->def.exec);
+		free((char *)(uintptr_t)k->def.url);
+		for (size_t e = 0; e < k->def.nevents; e++)
+			free((char *)(uintptr_t)k->def.events[e]);
+	}
 	free(hs);
 }
 

@@ -33,8 +33,8 @@ struct hook_def {
 };
 
 /*
- * Copies the definitions (their strings are borrowed and must outlive the
- * hooks). -EINVAL for a hook with neither or both of exec and url.
+ * Copies the definitions, strings included. -EINVAL for a hook with
+ * neither or both of exec and url, -ENOMEM.
  */
 int hooks_new(struct loop *loop, struct store *st, struct upstream *up,
     const struct hook_def *defs, size_t n, struct hooks **ret);

@@ -486,7 +486,7 @@ reload(void *arg, char *err, size_t errlen)
 		CONFIG_BIT(CONFIG_SOCKET_MODE) |
 		CONFIG_BIT(CONFIG_SOCKET_GROUP) |
 		CONFIG_BIT(CONFIG_WEBHOOK_TLS_CERT) |
-		CONFIG_BIT(CONFIG_WEBHOOK_TLS_KEY));
+		CONFIG_BIT(CONFIG_WEBHOOK_TLS_KEY) | CONFIG_BIT(CONFIG_HOOKS));
 	config_done(&old);
 	apply_config(dm);
 	if (dm->policy != NULL && (r = policy_reload(dm->policy, &dm->cfg)) < 0)
