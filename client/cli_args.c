@@ -57,7 +57,6 @@ static int set_param(cJSON *params, const char *name, cJSON *v, bool append);
 static int merge_object(cJSON *params, cJSON *obj);
 static bool is_set(const cJSON *params, const struct method_param *p);
 static bool positional(const struct method_param *p, int pass);
-static const char *alias_of(const char *word);
 static int try_word(const char *name, const char *word, char *ret_name,
     const struct method **ret_m);
 static cJSON *
@@ -112,9 +111,8 @@ cli_is_group(const char *group)
 	return false;
 }
 
-/* The resource an alias stands for ("mate" -> "teammates"), or NULL. */
-static const char *
-alias_of(const char *word)
+const char *
+cli_alias_of(const char *word)
 {
 	for (size_t k = 0; k < sizeof(aliases) / sizeof(aliases[0]); k++)
 		if (strcmp(word, aliases[k].alias) == 0)
@@ -158,7 +156,7 @@ cli_find_method(int argc, char *const argv[], const struct method **ret_m,
 	if (grouplen > 0)
 		group[0] = '\0';
 	for (int i = 0; i < argc; i++) {
-		const char *alias = alias_of(argv[i]);
+		const char *alias = cli_alias_of(argv[i]);
 
 		if (argv[i][0] == '-' || argv[i][0] == '\0')
 			break;

@@ -42,6 +42,9 @@ void cli_request_done(struct cli_request *req);
 int cli_find_method(int argc, char *const argv[], const struct method **ret_m,
     char *group, size_t grouplen);
 
+/* The resource an alias stands for ("mate" -> "teammates"), or NULL. */
+const char *cli_alias_of(const char *word);
+
 /* True when some command-line method's name starts with group + ".". */
 bool cli_is_group(const char *group);
 

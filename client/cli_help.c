@@ -26,6 +26,21 @@ static bool print_usage(FILE *f, const struct method *m);
 static void option_text(const struct method_param *p, char *buf, size_t len);
 static void print_params(FILE *f, const struct method *m);
 
+/* The commands of cli_cmd as they appear in the command lists. */
+static const struct {
+	const char *group;
+	const char *verb;
+	const char *summary;
+} extra[] = {
+    {"runs", "watch", "Follow a run's events live; re-attaches by itself"},
+    {"runs", "download", "Download a run's file (descriptor passing, "
+                         "progress, size checked)"},
+    {"teammates", "task", "Run a message with a teammate, streamed live"},
+    {"teammates", "chat", "Chat with a teammate: each line is a turn"},
+    {"webhooks", "listen", "Print, forward or run received webhooks live"},
+    {"webhooks", "replay", "Deliver stored webhooks to the listeners again"},
+};
+
 static const char *
 type_short(enum param_type t)
 {
@@ -176,6 +191,40 @@ cli_help_main(FILE *f)
 	    "  help [COMMAND...]\n"
 	    "                 this help, or a command's\n"
 	    "\n"
+	    "Runs, live (text as it arrives, tool calls, the stop reason; on "
+	    "a terminal,\n"
+	    "permission requests and questions are asked and answered in "
+	    "place):\n"
+	    "  runs create [MESSAGE] [--message TEXT] [--teammate-id ID] "
+	    "[--tools a,b]\n"
+	    "              [--text-only]\n"
+	    "  runs reply RUN_ID [MESSAGE]    tasks run TASK_ID\n"
+	    "  runs watch RUN_ID [--after-seq N]\n"
+	    "                 follow a run; re-attaches when it falls behind\n"
+	    "  mate task [ID] MESSAGE\n"
+	    "                 a teammate's run (default: your first "
+	    "teammate)\n"
+	    "  mate chat [ID] [--resume RUN_ID]\n"
+	    "                 a conversation: each line is a turn\n"
+	    "  runs download RUN_ID FILENAME [-o PATH]\n"
+	    "                 a run's file, passed as a descriptor, with a "
+	    "progress bar\n"
+	    "\n"
+	    "The daemon's own:\n"
+	    "  webhooks listen [--events LIST] [--run-id N] [--after-seq N] "
+	    "[--consumer NAME]\n"
+	    "                  [--forward-to URL] [--exec CMD]\n"
+	    "                 received webhooks as they come, like `stripe "
+	    "listen`\n"
+	    "  webhooks replay SEQ | --since TIME | --from SEQ [--to SEQ]\n"
+	    "  webhooks ack CONSUMER SEQ\n"
+	    "  auth login | status | logout\n"
+	    "                 the daemon's API key: login reads it without "
+	    "echo, or from stdin\n"
+	    "  cache stats | clear [--resource NAME] [--prefix PATH]\n"
+	    "  audit [--uid N] [--method GLOB] [--since TIME] [--limit N]\n"
+	    "                 upstream calls made for local users\n"
+	    "\n"
 	    "Resources and their commands (aliases: mate, agent, teammate "
 	    "for teammates;\n"
 	    "task for tasks; run for runs):\n",
@@ -226,6 +275,10 @@ cli_help_group(FILE *f, const char *group)
 		tr(words, '_', '-');
 		(void)fprintf(f, "  %-22s %s\n", words, m->summary);
 	}
+	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
+		if (strcmp(group, extra[i].group) == 0)
+			(void)fprintf(f, "  %-22s %s\n", extra[i].verb,
+			    extra[i].summary);
 }
 
 /* "usage: m8tes runs get RUN_ID [options]"; returns whether any ARG. */
@@ -321,6 +374,17 @@ cli_help_method(FILE *f, const struct method *m)
 		            "option.\n",
 		    f);
 	print_params(f, m);
+	if (m->handler == H_STREAM)
+		(void)fputs("\nStreams: text as it arrives, \"  TOOL\" per tool "
+		            "call, \"  > RESULT\" per result,\nthe stop reason "
+		            "at the end; --json prints the event lines and the "
+		            "result.\nOn a terminal, a permission request is "
+		            "shown and asked (\"allow? [y/N]\",\nor a question's "
+		            "options); without one, m8tes prints the command "
+		            "that\nanswers it (m8tes runs approve RUN REQ allow). "
+		            "A client that falls behind\nre-attaches with runs "
+		            "stream by itself.\n",
+		    f);
 	(void)fputs("\nOptions:\n", f);
 	if (m->handler == H_DOWNLOAD)
 		(void)fputs("  -o, --output FILE  write the file there (\"-\": "
@@ -379,5 +443,169 @@ cli_help_builtin(FILE *f, const char *cmd)
 		    "its capabilities and limits, and\nthe identity it sees "
 		    "for you.\n",
 		    f);
+	}
+}
+
+/* The texts of cli_cmd's commands, by kind. */
+static const struct {
+	enum cli_cmd_kind kind;
+	const char *text;
+} cmd_help[] = {
+    {CLI_CMD_WATCH,
+        "usage: m8tes runs watch RUN_ID [--after-seq N] [--text-only] "
+        "[--json]\n"
+        "\n"
+        "Follows a run's event stream (runs.stream) live: text as it "
+        "arrives, tool\n"
+        "calls and their results, the stop reason. The daemon first "
+        "replays what the\n"
+        "run did so far; --after-seq N starts after event N. When this "
+        "client falls\n"
+        "behind, it re-attaches after the last event it saw, by itself. "
+        "Permission\n"
+        "requests are asked on a terminal, as for runs create.\n"},
+    {CLI_CMD_DOWNLOAD,
+        "usage: m8tes runs download RUN_ID FILENAME [-o PATH] [--json]\n"
+        "\n"
+        "Downloads a file a run produced. The daemon passes it as an open "
+        "descriptor,\n"
+        "so no byte of it crosses the socket as base64; an older daemon "
+        "sends chunks\n"
+        "or one base64 answer instead. The size is checked, a progress "
+        "bar shows when\n"
+        "stderr is a terminal, and the file is written under a temporary "
+        "name and\n"
+        "renamed into place, so a failed download leaves nothing.\n"
+        "\n"
+        "  -o, --output PATH  write there (\"-\": stdout); default: a new "
+        "file FILENAME\n"
+        "                     here, never replacing one\n"
+        "  --json             print {\"path\",\"size\",\"sha256\",...} "
+        "when done\n"
+        "\n"
+        "runs download-file is the plain method: the whole file in one "
+        "base64 answer.\n"},
+    {CLI_CMD_MATE_TASK,
+        "usage: m8tes mate task [ID] MESSAGE [runs create options]\n"
+        "\n"
+        "Runs MESSAGE with teammate ID (default: your first teammate) and "
+        "streams the\n"
+        "answer live, as `m8tes runs create --teammate-id ID --message "
+        "MESSAGE` does.\n"
+        "The options of runs create apply: --tools a,b, --text-only, "
+        "--human-in-the-loop,\n"
+        "--permission-mode MODE, ... (see m8tes runs create --help). "
+        "Aliases: mate,\n"
+        "agent, teammate; t for task.\n"},
+    {CLI_CMD_MATE_CHAT,
+        "usage: m8tes mate chat [ID] [--resume RUN_ID] [runs create "
+        "options]\n"
+        "\n"
+        "A conversation with teammate ID (default: your first teammate). "
+        "Each line is a\n"
+        "turn: the first starts a run (runs create), later ones reply to "
+        "it (runs\n"
+        "reply), and the answer streams back. On a terminal the prompt is "
+        "\"you> \";\n"
+        "with stdin not a terminal each input line is a turn, without "
+        "prompts.\n"
+        "\n"
+        "  /new            start a new run with the next line\n"
+        "  /resume RUN_ID  reply to that run from now on\n"
+        "  /exit, Ctrl-D   end the chat\n"
+        "  --resume RUN_ID start by replying to that run\n"},
+    {CLI_CMD_LISTEN,
+        "usage: m8tes webhooks listen [--events LIST] [--run-id N] "
+        "[--after-seq N]\n"
+        "           [--consumer NAME] [--forward-to URL] [--exec CMD] "
+        "[--json]\n"
+        "\n"
+        "Prints the webhooks the daemon receives as they come: one line "
+        "each (time,\n"
+        "seq, event, run) on a terminal, their JSON otherwise. Runs until "
+        "interrupted.\n"
+        "\n"
+        "  --events LIST     only these events: globs, comma-separated "
+        "(run.*)\n"
+        "  --run-id N        only webhooks about run N\n"
+        "  --after-seq N     first the stored webhooks after seq N\n"
+        "  --consumer NAME   a durable cursor: start where NAME stopped "
+        "and acknowledge\n"
+        "                    (webhooks ack) each webhook once handled\n"
+        "  --forward-to URL  POST each payload to URL "
+        "(http://host:port/path, no TLS,\n"
+        "                    10 s); a 2xx answer is success\n"
+        "  --exec CMD        run sh -c CMD per webhook with the payload on "
+        "stdin and\n"
+        "                    M8TES_EVENT, M8TES_SEQ, M8TES_RUN_ID, "
+        "M8TES_WEBHOOK_ID and\n"
+        "                    M8TES_REPLAYED set; exit 0 is success\n"
+        "\n"
+        "With --consumer, a failed --forward-to or --exec stops the "
+        "acknowledgements,\n"
+        "so the next listen as that consumer starts again at the failed "
+        "webhook.\n"},
+    {CLI_CMD_REPLAY,
+        "usage: m8tes webhooks replay SEQ\n"
+        "       m8tes webhooks replay --since TIME\n"
+        "       m8tes webhooks replay --from SEQ [--to SEQ]\n"
+        "\n"
+        "Delivers stored webhooks to the listeners again, marked replayed. "
+        "TIME is Unix\n"
+        "seconds, a span ago (30s, 10m, 2h, 1d, 1w) or a UTC date "
+        "(2025-01-31 or\n"
+        "2025-01-31T09:00:00Z).\n"},
+    {CLI_CMD_LOGIN,
+        "usage: m8tes auth login\n"
+        "\n"
+        "Reads an API key from the terminal (not echoed) or, when stdin is "
+        "not a\n"
+        "terminal, from its first line; the daemon checks it upstream, "
+        "stores it (0600)\n"
+        "and uses it from then on. The key is never an argument, so it "
+        "stays out of\n"
+        "shell histories and process lists. Needs the daemon's admin (root "
+        "or its user).\n"},
+    {CLI_CMD_AUTH_STATUS,
+        "usage: m8tes auth status\n"
+        "\n"
+        "Where the daemon's key comes from (file, credentials, env, login "
+        "or none) and\n"
+        "its fingerprint; never the key.\n"},
+    {CLI_CMD_LOGOUT,
+        "usage: m8tes auth logout\n"
+        "\n"
+        "Has the daemon forget the stored key and wipe it from memory. "
+        "Needs the\n"
+        "daemon's admin.\n"},
+    {CLI_CMD_CACHE_STATS,
+        "usage: m8tes cache stats\n"
+        "\n"
+        "Entries, bytes, files and the hit ratio of the daemon's cache.\n"},
+    {CLI_CMD_CACHE_CLEAR,
+        "usage: m8tes cache clear [--resource NAME] [--prefix PATH]\n"
+        "\n"
+        "Drops cached answers: all of them, one resource's (teammates, "
+        "runs, ...) or\n"
+        "those below an API path (/agents/7). Needs the daemon's admin.\n"},
+    {CLI_CMD_AUDIT,
+        "usage: m8tes audit [--uid N] [--method GLOB] [--since TIME] "
+        "[--limit N] [--json]\n"
+        "\n"
+        "The upstream calls the daemon made for local users, newest first: "
+        "time, uid,\n"
+        "pid, command, method, HTTP status, duration. TIME as for webhooks "
+        "replay.\n"
+        "Needs the daemon's admin.\n"},
+};
+
+void
+cli_help_cmd(FILE *f, enum cli_cmd_kind kind)
+{
+	for (size_t i = 0; i < sizeof(cmd_help) / sizeof(cmd_help[0]); i++) {
+		if (cmd_help[i].kind == kind) {
+			(void)fputs(cmd_help[i].text, f);
+			return;
+		}
 	}
 }

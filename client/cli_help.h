@@ -3,12 +3,15 @@
  *
  * The m8tes help texts, generated from the method table: the command list,
  * a group's commands and one method's parameters with their types,
- * locations and required flags. Prints only; owns nothing.
+ * locations and required flags; and the texts of the commands that are
+ * more than one method (cli_cmd). Prints only; owns nothing.
  */
 #ifndef M8_CLI_HELP_H
 #define M8_CLI_HELP_H
 
 #include <stdio.h>
+
+#include "cli_cmd.h"
 
 struct method;
 
@@ -23,5 +26,8 @@ void cli_help_method(FILE *f, const struct method *m);
 
 /* Usage of a built-in command: "call", "ping", "hello", "describe". */
 void cli_help_builtin(FILE *f, const char *cmd);
+
+/* Usage, options and behaviour of one of cli_cmd's commands. */
+void cli_help_cmd(FILE *f, enum cli_cmd_kind kind);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cli_hitl.h"
 #include "cli_out.h"
 #include "libm8tes.h"
 
@@ -45,7 +46,6 @@ static const struct {
 };
 
 static size_t utf8_cols(const char *s);
-static void put_clean(FILE *f, const char *s, const char *nl_indent);
 static void cell_append(char *buf, size_t len, size_t *at, const char *s);
 static void fmt_number(double d, char *buf, size_t len);
 static bool scalar_list(const cJSON *v);
@@ -63,6 +63,17 @@ static void print_value(FILE *f, const cJSON *v, const char *indent);
 static int print_object(FILE *f, const cJSON *obj, bool skip_text);
 static void end_text(struct cli_out *o);
 static int print_describe(FILE *f, const cJSON *methods);
+static bool terminal_failure(const char *type);
+static const char *str_at(const cJSON *o, const char *key);
+static long long run_id_of(const cJSON *v);
+static void note_metadata(struct cli_out *o, const cJSON *ev);
+static void put_prefix(FILE *f, const char *s);
+static void print_tool_result(struct cli_out *o, const cJSON *ev);
+static void print_run_error(struct cli_out *o, const cJSON *ev,
+    const char *type);
+static void print_stop(struct cli_out *o, const char *reason);
+static void note_hitl(struct cli_out *o, const cJSON *ev);
+static void print_event(struct cli_out *o, const cJSON *ev, const char *type);
 
 /* Terminal columns of UTF-8 text, one per code point. */
 static size_t
@@ -76,13 +87,11 @@ utf8_cols(const char *s)
 	return n;
 }
 
-/*
- * Prints s with control characters replaced by '?'; a newline becomes
- * nl_indent's newline and indent, or a space when nl_indent is NULL.
- */
-static void
-put_clean(FILE *f, const char *s, const char *nl_indent)
+void
+cli_out_clean(FILE *f, const char *s, const char *nl_indent)
 {
+	if (s == NULL)
+		return;
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
 
@@ -319,7 +328,7 @@ print_value(FILE *f, const cJSON *v, const char *indent)
 	char *s;
 
 	if (cJSON_IsString(v)) {
-		put_clean(f, v->valuestring, indent);
+		cli_out_clean(f, v->valuestring, indent);
 	} else if ((cJSON_IsArray(v) || cJSON_IsObject(v)) &&
 	    v->child == NULL) {
 		/* Empty lists and objects read as nothing, like null. */
@@ -335,7 +344,7 @@ print_value(FILE *f, const cJSON *v, const char *indent)
 	} else if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
 		s = cJSON_PrintUnformatted(v);
 		if (s != NULL)
-			put_clean(f, s, NULL);
+			cli_out_clean(f, s, NULL);
 		free(s);
 	} else {
 		cell(v, buf, sizeof(buf));
@@ -369,7 +378,7 @@ print_object(FILE *f, const cJSON *obj, bool skip_text)
 
 		if (skip_text && strcmp(key, "text") == 0)
 			continue;
-		put_clean(f, key, NULL);
+		cli_out_clean(f, key, NULL);
 		(void)fputc(':', f);
 		(void)fprintf(f, "%*s", (int)(n < w ? w - n + 1 : 1), "");
 		print_value(f, it, indent);
@@ -433,49 +442,282 @@ end_text(struct cli_out *o)
 	o->text_open = false;
 }
 
-int
-cli_out_event_cb(const struct m8c_event *ev, void *arg)
+/* Terminal failure frames (upstream-api.md 6.4): errors that end a run. */
+static bool
+terminal_failure(const char *type)
 {
-	struct cli_out *o = arg;
-	const cJSON *t, *v;
-	const char *type;
+	static const char *const types[] = {"sdk_error", "AGENT_RUNNER_DIED",
+	    "RUNNER_LIFECYCLE_ERROR", "SANDBOX_BOOT_TIMEOUT",
+	    "SANDBOX_QUOTA_EXHAUSTED", "SANDBOX_UNAVAILABLE",
+	    "SNAPSHOT_VERSION_MISMATCH"};
 
-	if (o->json) {
-		(void)fwrite(ev->line, 1, ev->len, o->f);
-		(void)fputc('\n', o->f);
-		(void)fflush(o->f);
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(type, types[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The string at key of o, or NULL. */
+static const char *
+str_at(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* A run id: a positive integer, or a string of digits; 0 otherwise. */
+static long long
+run_id_of(const cJSON *v)
+{
+	char *end;
+	long long n;
+
+	if (cJSON_IsNumber(v) && v->valuedouble >= 1 &&
+	    v->valuedouble <= 9007199254740992.0)
+		return (long long)v->valuedouble;
+	if (!cJSON_IsString(v) || v->valuestring[0] < '0' ||
+	    v->valuestring[0] > '9')
 		return 0;
+	errno = 0;
+	n = strtoll(v->valuestring, &end, 10);
+	return errno == 0 && *end == '\0' && n > 0 ? n : 0;
+}
+
+/* metadata: payload.run_id, or a flat run_id (upstream-api.md 6.3). */
+static void
+note_metadata(struct cli_out *o, const cJSON *ev)
+{
+	const cJSON *payload = cJSON_GetObjectItemCaseSensitive(ev, "payload");
+	long long id = run_id_of(cJSON_GetObjectItemCaseSensitive(
+	    cJSON_IsObject(payload) ? payload : ev, "run_id"));
+
+	if (id > 0)
+		o->run_id = id;
+}
+
+/* Prints at most CLI_OUT_RESULT_COLS characters of s, never half of one. */
+static void
+put_prefix(FILE *f, const char *s)
+{
+	size_t cols = 0, n = 0;
+
+	while (s[n] != '\0') {
+		if (((unsigned char)s[n] & 0xC0) != 0x80 &&
+		    cols++ == CLI_OUT_RESULT_COLS)
+			break;
+		n++;
 	}
-	t = cJSON_GetObjectItemCaseSensitive(ev->event, "type");
-	type = cJSON_IsString(t) ? t->valuestring : "";
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		(void)fputc(c < 0x20 || c == 0x7F ? ' ' : c, f);
+	}
+}
+
+/* "  > RESULT": a string as it is, anything else as compact JSON. */
+static void
+print_tool_result(struct cli_out *o, const cJSON *ev)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(ev, "result");
+	char *js = NULL;
+
+	end_text(o);
+	if (v != NULL && !cJSON_IsString(v))
+		js = cJSON_PrintUnformatted(v);
+	(void)fputs("  > ", o->f);
+	put_prefix(o->f, cJSON_IsString(v) ? v->valuestring
+	        : js != NULL               ? js
+	                                   : "null");
+	(void)fputc('\n', o->f);
+	free(js);
+}
+
+/* "m8tes: run error: X" or "m8tes: run failed: TYPE: X" on err. */
+static void
+print_run_error(struct cli_out *o, const cJSON *ev, const char *type)
+{
+	const char *msg = str_at(ev, "error");
+
+	if (msg == NULL)
+		msg = str_at(ev, "message");
+	end_text(o);
+	(void)fflush(o->f);
+	if (strcmp(type, "error") == 0) {
+		(void)fputs("m8tes: run error: ", o->err);
+	} else {
+		(void)fputs("m8tes: run failed: ", o->err);
+		cli_out_clean(o->err, type, NULL);
+		(void)fputs(": ", o->err);
+	}
+	cli_out_clean(o->err, msg != NULL ? msg : "unknown error", NULL);
+	(void)fputc('\n', o->err);
+	(void)fflush(o->err);
+	o->errors++;
+}
+
+/* "  STOP_REASON (run N)". */
+static void
+print_stop(struct cli_out *o, const char *reason)
+{
+	end_text(o);
+	(void)fputs("  ", o->f);
+	cli_out_clean(o->f, reason, NULL);
+	if (o->run_id > 0)
+		(void)fprintf(o->f, " (run %lld)", o->run_id);
+	(void)fputc('\n', o->f);
+	o->stop_shown = true;
+}
+
+/*
+ * permission_request and awaiting_approval: the first event naming a
+ * request says how to answer it, unless the caller prompts for it.
+ */
+static void
+note_hitl(struct cli_out *o, const cJSON *ev)
+{
+	const char *id = str_at(ev, "request_id");
+
+	if (id != NULL && strcmp(id, o->hinted) == 0)
+		return;
+	(void)snprintf(o->hinted, sizeof(o->hinted), "%s",
+	    id != NULL ? id : "");
+	if (o->prompts)
+		return;
+	if (!o->json)
+		end_text(o);
+	(void)fflush(o->f);
+	cli_hitl_hint(o->err, o->run_id, ev);
+	(void)fflush(o->err);
+}
+
+/* The readable form of one event. */
+static void
+print_event(struct cli_out *o, const cJSON *ev, const char *type)
+{
+	const cJSON *v;
+
 	if (strcmp(type, "text-delta") == 0) {
-		v = cJSON_GetObjectItemCaseSensitive(ev->event, "delta");
+		v = cJSON_GetObjectItemCaseSensitive(ev, "delta");
 		if (cJSON_IsString(v) && v->valuestring[0] != '\0') {
 			size_t n = strlen(v->valuestring);
 
-			put_clean(o->f, v->valuestring, "\n");
+			cli_out_clean(o->f, v->valuestring, "\n");
 			o->text_open = v->valuestring[n - 1] != '\n';
 			o->streamed_text = true;
 		}
 	} else if (strcmp(type, "tool-call-start") == 0) {
-		v = cJSON_GetObjectItemCaseSensitive(ev->event, "toolName");
 		end_text(o);
-		(void)fputs("[", o->f);
-		put_clean(o->f, cJSON_IsString(v) ? v->valuestring : "tool",
+		(void)fputs("  ", o->f);
+		cli_out_clean(o->f,
+		    str_at(ev, "toolName") != NULL ? str_at(ev, "toolName")
+		                                   : "tool",
 		    NULL);
-		(void)fputs("]\n", o->f);
-	} else if (strcmp(type, "error") == 0) {
-		v = cJSON_GetObjectItemCaseSensitive(ev->event, "error");
-		end_text(o);
-		(void)fflush(o->f);
-		(void)fputs("m8tes: run error: ", o->err);
-		put_clean(o->err,
-		    cJSON_IsString(v) ? v->valuestring : "unknown error", NULL);
-		(void)fputc('\n', o->err);
+		(void)fputc('\n', o->f);
+	} else if (strcmp(type, "tool-result-end") == 0) {
+		print_tool_result(o, ev);
 	} else if (strcmp(type, "done") == 0) {
-		end_text(o);
+		if (str_at(ev, "stop_reason") != NULL)
+			print_stop(o, str_at(ev, "stop_reason"));
+		else
+			end_text(o);
+	} else if (strcmp(type, "cancelled") == 0) {
+		print_stop(o, "cancelled");
 	}
+}
+
+int
+cli_out_event_cb(const struct m8c_event *ev, void *arg)
+{
+	struct cli_out *o = arg;
+	const char *type = str_at(ev->event, "type");
+
+	if (type == NULL)
+		type = "";
+	if (o->json) {
+		(void)fwrite(ev->line, 1, ev->len, o->f);
+		(void)fputc('\n', o->f);
+	} else {
+		print_event(o, ev->event, type);
+	}
+	if (strcmp(type, "metadata") == 0)
+		note_metadata(o, ev->event);
+	else if (strcmp(type, "error") == 0 || terminal_failure(type))
+		print_run_error(o, ev->event, type);
+	else if (strcmp(type, "permission_request") == 0 ||
+	    strcmp(type, "awaiting_approval") == 0)
+		note_hitl(o, ev->event);
 	(void)fflush(o->f);
+	return 0;
+}
+
+void
+cli_out_end_line(struct cli_out *o)
+{
+	if (!o->json)
+		end_text(o);
+}
+
+void
+cli_out_stream_reset(struct cli_out *o)
+{
+	o->text_open = false;
+	o->streamed_text = false;
+	o->stop_shown = false;
+	o->errors = 0;
+	o->hinted[0] = '\0';
+}
+
+int
+cli_out_run_result(struct cli_out *o, const cJSON *result)
+{
+	const cJSON *errors, *e, *finished;
+	const char *text, *reason;
+	long long id;
+	char *s;
+
+	id = run_id_of(cJSON_GetObjectItemCaseSensitive(result, "run_id"));
+	if (id > 0)
+		o->run_id = id;
+	if (o->json) {
+		s = cJSON_PrintUnformatted(result);
+		if (s == NULL)
+			return -ENOMEM;
+		(void)fprintf(o->f, "%s\n", s);
+		free(s);
+		return 0;
+	}
+	text = str_at(result, "text");
+	if (!o->streamed_text && text != NULL && text[0] != '\0') {
+		cli_out_clean(o->f, text, "\n");
+		o->text_open = text[strlen(text) - 1] != '\n';
+	}
+	end_text(o);
+	errors = cJSON_GetObjectItemCaseSensitive(result, "errors");
+	if (o->errors == 0 && cJSON_GetArraySize(errors) > 0) {
+		(void)fflush(o->f);
+		cJSON_ArrayForEach(e, errors)
+		{
+			(void)fputs("m8tes: run error: ", o->err);
+			cli_out_clean(o->err,
+			    cJSON_IsString(e) ? e->valuestring : "?", NULL);
+			(void)fputc('\n', o->err);
+			o->errors++;
+		}
+	}
+	reason = str_at(result, "stop_reason");
+	if (!o->stop_shown && reason != NULL)
+		print_stop(o, reason);
+	finished = cJSON_GetObjectItemCaseSensitive(result, "finished");
+	if (cJSON_IsFalse(finished)) {
+		(void)fflush(o->f);
+		(void)fputs("m8tes: the stream ended before the run did", o->err);
+		if (o->run_id > 0)
+			(void)fprintf(o->err, "; follow it with: m8tes runs "
+			                      "watch %lld",
+			    o->run_id);
+		(void)fputc('\n', o->err);
+	}
 	return 0;
 }
 
@@ -535,9 +777,9 @@ void
 cli_out_error(FILE *f, const struct m8c_error *e)
 {
 	(void)fputs("m8tes: ", f);
-	put_clean(f, e->message, NULL);
+	cli_out_clean(f, e->message, NULL);
 	(void)fputs(" (", f);
-	put_clean(f, e->code, NULL);
+	cli_out_clean(f, e->code, NULL);
 	if (e->status > 0)
 		(void)fprintf(f, ", status %d", e->status);
 	if (e->retry_after >= 0)

@@ -19,21 +19,56 @@ struct cJSON;
 struct m8c_error;
 struct m8c_event;
 
+#define CLI_OUT_ID_MAX 128  /* bytes of a remembered request id */
+#define CLI_OUT_RESULT_COLS 100 /* characters of a tool result shown */
+
 struct cli_out {
 	FILE *f;            /* results and events, normally stdout */
-	FILE *err;          /* run errors seen in events, normally stderr */
+	FILE *err;          /* run errors and hints, normally stderr */
 	bool json;          /* JSON lines instead of the readable form */
 	const char *method; /* picks table columns; may be NULL */
 	bool text_open;     /* streamed text printed, its line not ended */
 	bool streamed_text; /* some text-delta was printed */
+	bool prompts;       /* HITL requests get a prompt: print no hint */
+	bool stop_shown;    /* a stop reason (done, cancelled) was printed */
+	long long run_id;   /* from the last metadata event, 0 = unknown */
+	unsigned errors;    /* run errors printed on err */
+	char hinted[CLI_OUT_ID_MAX]; /* request id last announced */
 };
 
 /*
- * An m8c_event_cb (arg: struct cli_out): in JSON mode prints the event line
- * as received; else prints text deltas live and a line per tool call or
- * run error. Flushes after each event. Returns 0.
+ * An m8c_event_cb (arg: struct cli_out). In JSON mode prints the event line
+ * as received; else, as the SDK's streaming example does, text deltas
+ * live, "  NAME" at each tool-call-start, "  > RESULT" (its first
+ * CLI_OUT_RESULT_COLS characters) at each tool-result-end and "  STOP_REASON
+ * (run N)" at done. In both modes it remembers the run id of metadata
+ * events, prints run errors and terminal failures on err and, unless
+ * prompts is set, how to answer a permission_request or awaiting_approval
+ * (once per request id, cli_hitl_hint). Flushes after each event. Returns
+ * 0.
  */
 int cli_out_event_cb(const struct m8c_event *ev, void *arg);
+
+/* Ends the line of streamed text, if one is open (readable mode). */
+void cli_out_end_line(struct cli_out *o);
+
+/* Forgets what one streamed call printed, to print the next one. */
+void cli_out_stream_reset(struct cli_out *o);
+
+/*
+ * Prints the final result of a streamed run: a JSON line; or, readable,
+ * the text when none was streamed, the run's errors on err when no event
+ * showed them, the stop reason when no event did, and a note on err when
+ * the stream ended before the run did. Returns 0 or -ENOMEM.
+ */
+int cli_out_run_result(struct cli_out *o, const struct cJSON *result);
+
+/*
+ * Prints s with control characters replaced by '?'; a newline becomes
+ * nl_indent's newline and indent, or a space when nl_indent is NULL. s may
+ * be NULL (prints nothing).
+ */
+void cli_out_clean(FILE *f, const char *s, const char *nl_indent);
 
 /*
  * Prints a call's result: a JSON line, or the readable form: a page,

@@ -733,7 +733,7 @@ m8c_start(struct m8c_conn *c, const char *method, const cJSON *params,
 	struct m8c_call *call;
 	cJSON *req, *ref;
 	char *text = NULL;
-	size_t len;
+	size_t len = 0;
 	int r;
 
 	if (c->wfail < 0)
@@ -784,6 +784,9 @@ m8c_start(struct m8c_conn *c, const char *method, const cJSON *params,
 	*ret_call = call;
 	r = 0;
 out:
+	/* Requests may carry secrets (auth.login): no copy stays behind. */
+	if (text != NULL)
+		explicit_bzero(text, len + 1);
 	free(text);
 	cJSON_Delete(req);
 	return r;

@@ -2,68 +2,56 @@
  * SPDX-License-Identifier: MIT
  *
  * m8tes: the command-line client of m8tesd. This file owns the global
- * options, the choice of command, the one connection and call, and the exit
- * status; cli_args.c turns the words into a method and params, cli_out.c
- * prints what comes back, cli_help.c explains it all. Only main() exits.
+ * options, the choice of command, the one call of a plain method, and the
+ * exit status; cli_args.c turns the words into a method and params,
+ * cli_out.c prints what comes back, cli_help.c explains it all. Commands
+ * that are more than one call (cli_cmd.c) run in cli_run.c, cli_chat.c,
+ * cli_listen.c, cli_dl.c and cli_local.c. Only main() exits.
  *
  *   m8tes [--socket PATH] [--json] [--timeout SEC] COMMAND ...
  */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "cli_args.h"
+#include "cli_chat.h"
+#include "cli_cmd.h"
+#include "cli_common.h"
+#include "cli_dl.h"
 #include "cli_help.h"
+#include "cli_listen.h"
+#include "cli_local.h"
 #include "cli_out.h"
+#include "cli_run.h"
 #include "codec.h"
 #include "libm8tes.h"
 #include "methods.h"
 
-/* Exit statuses of our own (sysexits.h values); API errors use codec's. */
-#define EXIT_USAGE 2
-#define EXIT_NOINPUT 66
-#define EXIT_UNAVAILABLE 69
-#define EXIT_SOFTWARE 70
-#define EXIT_IOERR 74
-#define EXIT_TEMPFAIL 75
-#define EXIT_PROTOCOL 76
-
-struct opts {
-	const char *socket; /* NULL: m8c_socket_path */
-	bool json;
-	int timeout_ms; /* -1: wait */
-};
-
-static int usage_error(const char *pre, const char *arg, const char *post);
 static int parse_timeout(const char *s, int *ret_ms);
-static int
-parse_globals(int argc, char *argv[], struct opts *o, int *ret_index);
-static int exit_for_args(int r, const char *err);
-static int connect_error(const char *path, int r);
-static int call_error(int r, const struct opts *o);
-static int show_result(const struct opts *o, const struct cli_request *req,
-    struct cli_out *out, const cJSON *result);
-static int run(const struct opts *o, struct cli_request *req);
+static int set_global(struct cli_opts *o, const char *opt, const char *v);
+static int parse_globals(int argc, char *argv[], struct cli_opts *o,
+    int *ret_index);
+static bool streams(const struct cli_request *req);
+static int show_result(const struct cli_opts *o,
+    const struct cli_request *req, struct cli_out *out, const cJSON *result);
+static int run(const struct cli_opts *o, struct cli_request *req);
 static int cmd_help(int argc, char *argv[]);
-static int cmd_describe(const struct opts *o, int argc, char *argv[]);
-static int cmd_method(const struct opts *o, const struct method *m, int argc,
-    char *argv[]);
-static int cmd_call(const struct opts *o, int argc, char *argv[]);
-
-/* Says what is wrong with the command line: pre, arg, post on a line. */
-static int
-usage_error(const char *pre, const char *arg, const char *post)
-{
-	(void)fprintf(stderr, "m8tes: %s%s%s\n", pre, arg, post);
-	return EXIT_USAGE;
-}
+static int cmd_describe(const struct cli_opts *o, int argc, char *argv[]);
+static int cmd_method(const struct cli_opts *o, const struct method *m,
+    int argc, char *argv[]);
+static int cmd_call(const struct cli_opts *o, int argc, char *argv[]);
+static int cmd_ours(const struct cli_opts *o, enum cli_cmd_kind kind,
+    int argc, char *argv[]);
 
 static int
 parse_timeout(const char *s, int *ret_ms)
@@ -82,16 +70,16 @@ parse_timeout(const char *s, int *ret_ms)
 
 /* Sets --socket or --timeout. Returns -1, or the usage error's status. */
 static int
-set_global(struct opts *o, const char *opt, const char *v)
+set_global(struct cli_opts *o, const char *opt, const char *v)
 {
 	if (strcmp(opt, "--socket") == 0) {
 		if (v[0] == '\0')
-			return usage_error("--socket needs a path", "", "");
+			return cli_usage_error("--socket needs a path", "", "");
 		o->socket = v;
 		return -1;
 	}
 	if (parse_timeout(v, &o->timeout_ms) < 0)
-		return usage_error("--timeout wants seconds > 0, not \"", v,
+		return cli_usage_error("--timeout wants seconds > 0, not \"", v,
 		    "\"");
 	return -1;
 }
@@ -101,7 +89,7 @@ set_global(struct opts *o, const char *opt, const char *v)
  * *ret_index, or the status to exit with (help, version, usage error).
  */
 static int
-parse_globals(int argc, char *argv[], struct opts *o, int *ret_index)
+parse_globals(int argc, char *argv[], struct cli_opts *o, int *ret_index)
 {
 	int i, r;
 
@@ -130,10 +118,10 @@ parse_globals(int argc, char *argv[], struct opts *o, int *ret_index)
 		(void)snprintf(opt, sizeof(opt), "%.*s", (int)len, a);
 		if (strcmp(opt, "--socket") != 0 &&
 		    strcmp(opt, "--timeout") != 0)
-			return usage_error("unknown option ", a,
+			return cli_usage_error("unknown option ", a,
 			    " (see m8tes --help)");
 		if (a[len] != '=' && i + 1 >= argc)
-			return usage_error("option ", a, " needs a value");
+			return cli_usage_error("option ", a, " needs a value");
 		r = set_global(o, opt, a[len] == '=' ? a + len + 1 : argv[++i]);
 		if (r >= 0)
 			return r;
@@ -142,76 +130,17 @@ parse_globals(int argc, char *argv[], struct opts *o, int *ret_index)
 	return -1;
 }
 
-/* The exit status for a failure of cli_*_args, after saying why. */
-static int
-exit_for_args(int r, const char *err)
+/* A streamed call, unless the caller asked for stream false. */
+static bool
+streams(const struct cli_request *req)
 {
-	if (r == -ENOMEM) {
-		(void)fputs("m8tes: out of memory\n", stderr);
-		return EXIT_SOFTWARE;
-	}
-	(void)fprintf(stderr, "m8tes: %s\n", err);
-	return r == -EINVAL ? EXIT_USAGE : EXIT_NOINPUT;
+	return req->method != NULL && req->method->handler == H_STREAM &&
+	    !cJSON_IsFalse(
+	        cJSON_GetObjectItemCaseSensitive(req->params, "stream"));
 }
 
 static int
-connect_error(const char *path, int r)
-{
-	char def[256];
-
-	if (path == NULL)
-		path = m8c_socket_path(def, sizeof(def)) >= 0 ? def : "(none)";
-	(void)fprintf(stderr, "m8tes: cannot connect to %s: %s\n", path,
-	    strerror(-r));
-	if (r == -EACCES)
-		(void)fputs(
-		    "m8tes: is your user in the daemon's group (m8tes)?\n",
-		    stderr);
-	else
-		(void)fputs(
-		    "m8tes: is m8tesd running? Start it with `m8tesd`, or "
-		    "point --socket or\n"
-		    "       M8TES_SOCKET at its socket.\n",
-		    stderr);
-	return EXIT_UNAVAILABLE;
-}
-
-/* A call that ended without a reply: say why, pick the status. */
-static int
-call_error(int r, const struct opts *o)
-{
-	switch (r) {
-	case -ETIMEDOUT:
-		(void)fprintf(stderr,
-		    "m8tes: no answer from m8tesd within %g s\n",
-		    o->timeout_ms / 1000.0);
-		return EXIT_TEMPFAIL;
-	case -ECONNRESET:
-	case -EPIPE:
-	case -ECONNABORTED:
-		(void)fputs("m8tes: m8tesd closed the connection\n", stderr);
-		return EXIT_UNAVAILABLE;
-	case -EMSGSIZE:
-		(void)fputs(
-		    "m8tes: reply longer than the protocol's line limit\n",
-		    stderr);
-		return EXIT_PROTOCOL;
-	case -EBADMSG:
-		(void)fputs("m8tes: m8tesd sent a line that is not a protocol "
-		            "reply\n",
-		    stderr);
-		return EXIT_PROTOCOL;
-	case -ENOMEM:
-		(void)fputs("m8tes: out of memory\n", stderr);
-		return EXIT_SOFTWARE;
-	default:
-		(void)fprintf(stderr, "m8tes: %s\n", strerror(-r));
-		return EXIT_IOERR;
-	}
-}
-
-static int
-show_result(const struct opts *o, const struct cli_request *req,
+show_result(const struct cli_opts *o, const struct cli_request *req,
     struct cli_out *out, const cJSON *result)
 {
 	char err[256];
@@ -225,7 +154,8 @@ show_result(const struct opts *o, const struct cli_request *req,
 		    sizeof(err));
 		if (r < 0) {
 			(void)fprintf(stderr, "m8tes: %s\n", err);
-			return r == -EBADMSG ? EXIT_PROTOCOL : EXIT_IOERR;
+			return r == -EBADMSG ? CLI_EXIT_PROTOCOL
+			                     : CLI_EXIT_IOERR;
 		}
 		if (strcmp(path, "-") != 0 && !o->json)
 			(void)printf("saved %s (%zu bytes)\n", path, size);
@@ -233,12 +163,12 @@ show_result(const struct opts *o, const struct cli_request *req,
 	}
 	r = cli_out_result(out, result);
 	if (r < 0)
-		return call_error(r, o);
+		return cli_call_error(r, o);
 	return 0;
 }
 
 static int
-run(const struct opts *o, struct cli_request *req)
+run(const struct cli_opts *o, struct cli_request *req)
 {
 	struct cli_out out = {
 	    .f = stdout,
@@ -250,46 +180,22 @@ run(const struct opts *o, struct cli_request *req)
 	struct m8c_conn *c;
 	int r, status;
 
-	r = m8c_connect(o->socket, &c);
-	if (r < 0)
-		return connect_error(o->socket, r);
-	if (o->timeout_ms > 0)
-		m8c_set_send_timeout(c, o->timeout_ms);
+	if (streams(req))
+		return cli_run_main(o, req->name, req->params);
+	status = cli_connect(o, &c);
+	if (status != 0)
+		return status;
 	r = m8c_call(c, req->name, req->params, o->timeout_ms, cli_out_event_cb,
 	    &out, &reply);
-	if (r < 0) {
-		(void)fflush(stdout);
-		status = call_error(r, o);
-		goto out;
-	}
-	switch (reply.kind) {
-	case M8C_RESULT:
+	if (r < 0)
+		status = cli_call_error(r, o);
+	else if (reply.kind == M8C_RESULT)
 		status = show_result(o, req, &out, reply.result);
-		break;
-	case M8C_ERROR:
-		(void)fflush(stdout);
-		cli_out_error(stderr, &reply.error);
-		status = codec_exit_code(reply.error.code);
-		break;
-	case M8C_LAGGED:
-	default:
-		(void)fflush(stdout);
-		(void)fprintf(stderr,
-		    "m8tes: fell behind the stream; resume with "
-		    "--after-seq %llu\n",
-		    reply.resume_after);
-		status = EXIT_TEMPFAIL;
-		break;
-	}
-out:
+	else
+		status = cli_reply_error(&reply);
 	m8c_reply_done(&reply);
 	m8c_close(c);
-	if (fflush(stdout) == EOF || ferror(stdout)) {
-		if (status == 0)
-			perror("m8tes: stdout");
-		return status == 0 ? EXIT_IOERR : status;
-	}
-	return status;
+	return cli_finish(status);
 }
 
 /* "help [WORDS...]": the help of whatever the words name. */
@@ -298,6 +204,7 @@ cmd_help(int argc, char *argv[])
 {
 	char group[PROTO_MAX_METHOD + 1];
 	const struct method *m;
+	enum cli_cmd_kind kind;
 
 	if (argc == 0) {
 		cli_help_main(stdout);
@@ -308,6 +215,10 @@ cmd_help(int argc, char *argv[])
 		cli_help_builtin(stdout, argv[0]);
 		return 0;
 	}
+	if (cli_cmd_find(argc, argv, &kind) > 0) {
+		cli_help_cmd(stdout, kind);
+		return 0;
+	}
 	if (cli_find_method(argc, argv, &m, group, sizeof(group)) > 0) {
 		cli_help_method(stdout, m);
 		return 0;
@@ -316,18 +227,19 @@ cmd_help(int argc, char *argv[])
 		cli_help_group(stdout, group);
 		return 0;
 	}
-	return usage_error("no such command: ", argv[0], " (see m8tes --help)");
+	return cli_usage_error("no such command: ", argv[0],
+	    " (see m8tes --help)");
 }
 
 /* "describe [METHOD | WORDS...]" */
 static int
-cmd_describe(const struct opts *o, int argc, char *argv[])
+cmd_describe(const struct cli_opts *o, int argc, char *argv[])
 {
 	struct cli_request req = {.name = "daemon.describe"};
 	const struct method *m = NULL;
 	const char *name = NULL;
 	char group[PROTO_MAX_METHOD + 1];
-	struct opts oo = *o;
+	struct cli_opts oo = *o;
 	int r, used = 0;
 
 	for (int i = 0; i < argc; i++) {
@@ -347,15 +259,15 @@ cmd_describe(const struct opts *o, int argc, char *argv[])
 	}
 	for (int i = used; i < argc; i++)
 		if (strcmp(argv[i], "--json") != 0)
-			return usage_error("describe: unexpected \"", argv[i],
-			    "\"");
+			return cli_usage_error("describe: unexpected \"",
+			    argv[i], "\"");
 	req.method = methods_find("daemon.describe");
 	req.params = cJSON_CreateObject();
 	if (req.params == NULL ||
 	    (name != NULL &&
 	        cJSON_AddStringToObject(req.params, "method", name) == NULL)) {
 		cli_request_done(&req);
-		return exit_for_args(-ENOMEM, "");
+		return cli_args_error(-ENOMEM, "");
 	}
 	r = run(&oo, &req);
 	cli_request_done(&req);
@@ -363,16 +275,17 @@ cmd_describe(const struct opts *o, int argc, char *argv[])
 }
 
 static int
-cmd_method(const struct opts *o, const struct method *m, int argc, char *argv[])
+cmd_method(const struct cli_opts *o, const struct method *m, int argc,
+    char *argv[])
 {
 	struct cli_request req;
-	struct opts oo = *o;
+	struct cli_opts oo = *o;
 	char err[512];
 	int r;
 
 	r = cli_method_args(m, argc, argv, &req, err, sizeof(err));
 	if (r < 0)
-		return exit_for_args(r, err);
+		return cli_args_error(r, err);
 	if (req.help) {
 		cli_help_method(stdout, m);
 		cli_request_done(&req);
@@ -385,16 +298,16 @@ cmd_method(const struct opts *o, const struct method *m, int argc, char *argv[])
 }
 
 static int
-cmd_call(const struct opts *o, int argc, char *argv[])
+cmd_call(const struct cli_opts *o, int argc, char *argv[])
 {
 	struct cli_request req;
-	struct opts oo = *o;
+	struct cli_opts oo = *o;
 	char err[512];
 	int r;
 
 	r = cli_call_args(argc, argv, &req, err, sizeof(err));
 	if (r < 0)
-		return exit_for_args(r, err);
+		return cli_args_error(r, err);
 	if (req.help) {
 		if (req.method != NULL)
 			cli_help_method(stdout, req.method);
@@ -409,28 +322,88 @@ cmd_call(const struct opts *o, int argc, char *argv[])
 	return r;
 }
 
+/* A command of cli_cmd: watch, download, mate, webhooks, auth, cache, audit. */
+static int
+cmd_ours(const struct cli_opts *o, enum cli_cmd_kind kind, int argc,
+    char *argv[])
+{
+	struct cli_opts oo = *o;
+	struct cli_cmd cmd;
+	char err[512];
+	int r;
+
+	r = cli_cmd_parse(kind, argc, argv, (long long)time(NULL), &cmd, err,
+	    sizeof(err));
+	if (r < 0)
+		return cli_args_error(r, err);
+	if (cmd.help) {
+		cli_help_cmd(stdout, kind);
+		cli_cmd_done(&cmd);
+		return 0;
+	}
+	oo.json = oo.json || cmd.json;
+	switch (kind) {
+	case CLI_CMD_WATCH:
+		r = cli_run_main(&oo, cmd.method->name, cmd.params);
+		break;
+	case CLI_CMD_DOWNLOAD:
+		r = cli_dl_main(&oo, &cmd);
+		break;
+	case CLI_CMD_MATE_TASK:
+		r = cli_chat_task_main(&oo, &cmd);
+		break;
+	case CLI_CMD_MATE_CHAT:
+		r = cli_chat_main(&oo, &cmd);
+		break;
+	case CLI_CMD_LISTEN:
+		r = cli_listen_main(&oo, &cmd);
+		break;
+	case CLI_CMD_REPLAY:
+		r = cli_listen_replay_main(&oo, &cmd);
+		break;
+	case CLI_CMD_NONE:
+	case CLI_CMD_LOGIN:
+	case CLI_CMD_AUTH_STATUS:
+	case CLI_CMD_LOGOUT:
+	case CLI_CMD_CACHE_STATS:
+	case CLI_CMD_CACHE_CLEAR:
+	case CLI_CMD_AUDIT:
+	default:
+		r = cli_local_main(&oo, &cmd);
+		break;
+	}
+	cli_cmd_done(&cmd);
+	return r;
+}
+
 int
 main(int argc, char *argv[])
 {
-	struct opts o = {.timeout_ms = -1};
+	struct cli_opts o = {.timeout_ms = -1};
 	char group[PROTO_MAX_METHOD + 1];
 	const struct method *m;
+	enum cli_cmd_kind kind;
 	const char *cmd;
 	int i = 0, k, used, status;
 
 	if (methods_init() < 0) {
 		(void)fputs("m8tes: the built-in method table is broken\n",
 		    stderr);
-		return EXIT_SOFTWARE;
+		return CLI_EXIT_SOFTWARE;
 	}
+	/* A reader that went away (| head) ends us by EPIPE, not a signal. */
+	(void)signal(SIGPIPE, SIG_IGN);
 	status = parse_globals(argc, argv, &o, &i);
 	if (status >= 0)
 		return status;
+	o.tty_in = isatty(STDIN_FILENO);
+	o.tty_out = isatty(STDOUT_FILENO);
+	o.tty_err = isatty(STDERR_FILENO);
 	if (!o.json)
-		o.json = !isatty(STDOUT_FILENO);
+		o.json = !o.tty_out;
 	if (i >= argc) {
 		cli_help_main(stderr);
-		return EXIT_USAGE;
+		return CLI_EXIT_USAGE;
 	}
 	cmd = argv[i++];
 	if (strcmp(cmd, "help") == 0)
@@ -451,13 +424,17 @@ main(int argc, char *argv[])
 		}
 		return cmd_method(&o, methods_find(name), argc - i, argv + i);
 	}
+	used = cli_cmd_find(argc - i + 1, argv + i - 1, &kind);
+	if (used > 0)
+		return cmd_ours(&o, kind, argc - i + 1 - used,
+		    argv + i - 1 + used);
 	used = cli_find_method(argc - i + 1, argv + i - 1, &m, group,
 	    sizeof(group));
 	if (used > 0)
 		return cmd_method(&o, m, argc - i + 1 - used,
 		    argv + i - 1 + used);
 	if (group[0] == '\0')
-		return usage_error("no such command: ", cmd,
+		return cli_usage_error("no such command: ", cmd,
 		    " (see m8tes --help)");
 	/* Words naming a group: list its commands. */
 	for (k = i; k < argc; k++) {
@@ -474,5 +451,5 @@ main(int argc, char *argv[])
 		(void)fprintf(stderr, "m8tes: no command \"%s\" here\n",
 		    argv[k]);
 	cli_help_group(stderr, group);
-	return EXIT_USAGE;
+	return CLI_EXIT_USAGE;
 }

@@ -733,6 +733,15 @@ main(int argc, char **argv)
 		log_warnc(r, "event loop");
 		goto out;
 	}
+	/*
+	 * Block the signals we take through the signalfd before any thread
+	 * (the webhook writer, libcurl's resolver) exists, so that every
+	 * thread inherits the mask and none of them takes SIGTERM itself.
+	 */
+	if (loop_signal_add(dm.loop, SIGINT, stop_signal_cb, NULL) < 0 ||
+	    loop_signal_add(dm.loop, SIGTERM, stop_signal_cb, NULL) < 0 ||
+	    loop_signal_add(dm.loop, SIGHUP, hup_cb, &dm) < 0)
+		goto out;
 	ucfg.base_url = dm.cfg.base_url;
 	ucfg.timeout_s = (unsigned)dm.cfg.upstream_timeout;
 	ucfg.max_retry_after_s = dm.cfg.max_retry_after;
@@ -804,10 +813,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	dispatch_set_server(dm.d, dm.srv);
-	if (loop_hook_add(dm.loop, flush_hook, &dm) < 0 ||
-	    loop_signal_add(dm.loop, SIGINT, stop_signal_cb, NULL) < 0 ||
-	    loop_signal_add(dm.loop, SIGTERM, stop_signal_cb, NULL) < 0 ||
-	    loop_signal_add(dm.loop, SIGHUP, hup_cb, &dm) < 0)
+	if (loop_hook_add(dm.loop, flush_hook, &dm) < 0)
 		goto out;
 	if (notify_watchdog_enabled(&wd_usec) > 0 && wd_usec > 0) {
 		dm.watchdog_ms = wd_usec / 2000;

@@ -5,22 +5,40 @@
  * argv -> method + params mapping against the real method table, the
  * bounded line reader and the routing of interleaved calls over a
  * socketpair with a scripted peer, descriptor passing, the socket path
- * resolver and the readable output.
+ * resolver and the readable output; the commands beyond the table (their
+ * arguments, --since, the HTTP forwarder, the live run printer, permission
+ * prompts and hints, the chat's create-or-reply decision, streamed runs
+ * answering a permission request and re-attaching after lagged, downloads
+ * through a passed descriptor and their fallbacks, the key reader, the
+ * audit table).
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "cli_args.h"
+#include "cli_chat.h"
+#include "cli_cmd.h"
+#include "cli_dl.h"
+#include "cli_hitl.h"
+#include "cli_http.h"
+#include "cli_listen.h"
+#include "cli_local.h"
 #include "cli_out.h"
+#include "cli_run.h"
 #include "codec.h"
 #include "libm8tes.h"
 #include "methods.h"
@@ -1055,7 +1073,7 @@ TEST(event_printer)
 	}
 	(void)fclose(o.f);
 	(void)fclose(o.err);
-	ASSERT_STREQ(text, "Hello\n[gmail]\ndone\nmore\n");
+	ASSERT_STREQ(text, "Hello\n  gmail\ndone\nmore\n");
 	ASSERT_STREQ(etext, "m8tes: run error: boom\n");
 	ASSERT(o.streamed_text);
 	free(text);
@@ -1065,7 +1083,13 @@ TEST(event_printer)
 	o.f = open_memstream(&text, &len);
 	ev.line = "{\"id\":1,\"seq\":3,\"event\":{}}";
 	ev.len = strlen(ev.line);
-	ASSERT_EQ(cli_out_event_cb(&ev, &o), 0);
+	{
+		cJSON *e = cJSON_CreateObject();
+
+		ev.event = e;
+		ASSERT_EQ(cli_out_event_cb(&ev, &o), 0);
+		cJSON_Delete(e);
+	}
 	(void)fclose(o.f);
 	ASSERT_STREQ(text, "{\"id\":1,\"seq\":3,\"event\":{}}\n");
 	free(text);
@@ -1083,6 +1107,1307 @@ TEST(base64)
 	ASSERT_EQ(cli_base64_decode("", 0, out), 0);
 	ASSERT_EQ(cli_base64_decode("Y", 1, out), -1);
 	ASSERT_EQ(cli_base64_decode("Y!==", 4, out), -1);
+}
+
+/* Text read from a memory stream opened by open_memstream, then freed. */
+static void
+take(FILE *f, char **text, char *out, size_t outlen)
+{
+	(void)fclose(f);
+	(void)snprintf(out, outlen, "%s", *text != NULL ? *text : "");
+	free(*text);
+	*text = NULL;
+}
+
+/*
+ * Parses "words|of|a|command" as one of cli_cmd's commands (now = 100000)
+ * and writes "words: method {params}" and its options into out.
+ */
+static int
+cmd_argv(const char *spec, char *out, size_t outlen, char *err, size_t errlen)
+{
+	char *copy = strdup(spec), *argv[MAXARGS], *save = NULL, *tok;
+	enum cli_cmd_kind kind;
+	struct cli_cmd cmd;
+	int argc = 0, used, r;
+	char *js, *rjs = NULL;
+	size_t n;
+
+	for (tok = strtok_r(copy, "|", &save); tok != NULL && argc < MAXARGS;
+	     tok = strtok_r(NULL, "|", &save))
+		argv[argc++] = tok;
+	used = cli_cmd_find(argc, argv, &kind);
+	if (used == 0) {
+		(void)snprintf(out, outlen, "none");
+		free(copy);
+		return -ENOENT;
+	}
+	r = cli_cmd_parse(kind, argc - used, argv + used, 100000, &cmd, err,
+	    errlen);
+	if (r < 0) {
+		free(copy);
+		return r;
+	}
+	js = cJSON_PrintUnformatted(cmd.params);
+	if (cmd.reply_params != NULL)
+		rjs = cJSON_PrintUnformatted(cmd.reply_params);
+	n = (size_t)snprintf(out, outlen, "%s: %s %s", cli_cmd_words(kind),
+	    cmd.method->name, js);
+	if (rjs != NULL)
+		n += (size_t)snprintf(out + n, outlen - n, " reply=%s", rjs);
+	if (cmd.pick_teammate)
+		n += (size_t)snprintf(out + n, outlen - n, " pick");
+	if (cmd.resume_run > 0)
+		n += (size_t)snprintf(out + n, outlen - n, " resume=%lld",
+		    cmd.resume_run);
+	if (cmd.output != NULL)
+		n += (size_t)snprintf(out + n, outlen - n, " output=%s",
+		    cmd.output);
+	if (cmd.forward_to != NULL)
+		n += (size_t)snprintf(out + n, outlen - n, " forward=%s",
+		    cmd.forward_to);
+	if (cmd.exec != NULL)
+		n += (size_t)snprintf(out + n, outlen - n, " exec=%s", cmd.exec);
+	(void)snprintf(out + n, outlen - n, "%s%s", cmd.help ? " help" : "",
+	    cmd.json ? " json" : "");
+	free(js);
+	free(rjs);
+	cli_cmd_done(&cmd);
+	free(copy);
+	return 0;
+}
+
+TEST(cmd_find)
+{
+	static const struct {
+		const char *spec;
+		int used;
+		enum cli_cmd_kind kind;
+	} cases[] = {
+	    {"runs|watch|1", 2, CLI_CMD_WATCH},
+	    {"run|watch", 2, CLI_CMD_WATCH},
+	    {"runs|download|1|f", 2, CLI_CMD_DOWNLOAD},
+	    {"mate|task|hi", 2, CLI_CMD_MATE_TASK},
+	    {"agent|t|hi", 2, CLI_CMD_MATE_TASK},
+	    {"teammates|chat", 2, CLI_CMD_MATE_CHAT},
+	    {"mate|ch", 2, CLI_CMD_MATE_CHAT},
+	    {"webhook|listen", 2, CLI_CMD_LISTEN},
+	    {"webhooks|replay|3", 2, CLI_CMD_REPLAY},
+	    {"auth|login", 2, CLI_CMD_LOGIN},
+	    {"auth|status", 2, CLI_CMD_AUTH_STATUS},
+	    {"auth|logout", 2, CLI_CMD_LOGOUT},
+	    {"cache|stats", 2, CLI_CMD_CACHE_STATS},
+	    {"cache|clear", 2, CLI_CMD_CACHE_CLEAR},
+	    {"audit", 1, CLI_CMD_AUDIT},
+	    {"audit|--uid|0", 1, CLI_CMD_AUDIT},
+	    {"audit|list|--limit|3", 2, CLI_CMD_AUDIT},
+	    /* The method table's commands stay its own. */
+	    {"runs|create|hi", 0, CLI_CMD_NONE},
+	    {"runs|stream|1", 0, CLI_CMD_NONE},
+	    {"runs|download-file|1|f", 0, CLI_CMD_NONE},
+	    {"tasks|run|5", 0, CLI_CMD_NONE},
+	    {"webhooks|list", 0, CLI_CMD_NONE},
+	    {"webhooks|ack|ci|3", 0, CLI_CMD_NONE},
+	    {"mate|list", 0, CLI_CMD_NONE},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *copy = strdup(cases[i].spec), *argv[MAXARGS];
+		char *save = NULL, *tok;
+		enum cli_cmd_kind kind = CLI_CMD_NONE;
+		int argc = 0, used;
+
+		for (tok = strtok_r(copy, "|", &save); tok != NULL;
+		     tok = strtok_r(NULL, "|", &save))
+			argv[argc++] = tok;
+		used = cli_cmd_find(argc, argv, &kind);
+		free(copy);
+		if (used != cases[i].used || kind != cases[i].kind)
+			T_FAIL("%s: used %d kind %d, want %d %d",
+			    cases[i].spec, used, (int)kind, cases[i].used,
+			    (int)cases[i].kind);
+	}
+	ASSERT_STREQ(cli_cmd_words(CLI_CMD_MATE_CHAT), "mate chat");
+}
+
+TEST(cmd_runs_and_mates)
+{
+	char out[512], err[256];
+
+	ASSERT_EQ(cmd_argv("runs|watch|42|--after-seq|7|--text-only", out,
+	              sizeof(out), err, sizeof(err)),
+	    0);
+	ASSERT_STREQ(out,
+	    "runs watch: runs.stream {\"after_seq\":7,\"text_only\":true,"
+	    "\"run_id\":42}");
+	ASSERT_EQ(cmd_argv("runs|download|42|report.csv|-o|out.csv|--json",
+	              out, sizeof(out), err, sizeof(err)),
+	    0);
+	ASSERT_STREQ(out,
+	    "runs download: runs.download_file {\"run_id\":42,"
+	    "\"filename\":\"report.csv\"} output=out.csv json");
+	ASSERT_EQ(cmd_argv("runs|download|42", out, sizeof(out), err,
+	              sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err, "missing FILENAME (argument 2, or --filename)");
+	/* mate task [ID] MESSAGE: one word is the message. */
+	ASSERT_EQ(cmd_argv("mate|task|3|hello", out, sizeof(out), err,
+	              sizeof(err)),
+	    0);
+	ASSERT_STREQ(out,
+	    "mate task: runs.create {\"teammate_id\":3,\"message\":"
+	    "\"hello\"}");
+	ASSERT_EQ(cmd_argv("mate|task|hello|--tools|gmail,slack|--text-only",
+	              out, sizeof(out), err, sizeof(err)),
+	    0);
+	ASSERT_STREQ(out,
+	    "mate task: runs.create {\"tools\":[\"gmail\",\"slack\"],"
+	    "\"text_only\":true,\"message\":\"hello\"} pick");
+	ASSERT_EQ(cmd_argv("agent|t|--teammate-id|4|x", out, sizeof(out), err,
+	              sizeof(err)),
+	    0);
+	ASSERT_STREQ(out,
+	    "mate task: runs.create {\"teammate_id\":4,\"message\":\"x\"}");
+	ASSERT_EQ(cmd_argv("mate|task|4|--message|hi", out, sizeof(out), err,
+	              sizeof(err)),
+	    0);
+	ASSERT_STREQ(out,
+	    "mate task: runs.create {\"message\":\"hi\",\"teammate_id\":4}");
+	/* A boolean's "false" is its value, not a positional. */
+	ASSERT_EQ(cmd_argv("mate|task|--memory|false|7|go", out, sizeof(out),
+	              err, sizeof(err)),
+	    0);
+	ASSERT_STREQ(out,
+	    "mate task: runs.create {\"memory\":false,\"teammate_id\":7,"
+	    "\"message\":\"go\"}");
+	ASSERT_EQ(cmd_argv("mate|task|--help", out, sizeof(out), err,
+	              sizeof(err)),
+	    0);
+	ASSERT_STREQ(out, "mate task: runs.create {} pick help");
+	ASSERT_EQ(cmd_argv("mate|task", out, sizeof(out), err, sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err, "missing MESSAGE (mate task [ID] MESSAGE)");
+	ASSERT_EQ(cmd_argv("mate|task|1|2|3", out, sizeof(out), err,
+	              sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err, "too many arguments for mate task: \"3\"");
+	ASSERT_EQ(cmd_argv("mate|task|3|--teammate-id|4|hi", out, sizeof(out),
+	              err, sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err, "teammate given twice: \"3\" and --teammate-id");
+	ASSERT_EQ(cmd_argv("mate|task|3|hi|--bogus", out, sizeof(out), err,
+	              sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err,
+	    "unknown option --bogus for runs.create (see m8tes runs "
+	    "create --help)");
+	/* mate chat [ID]: options for both runs.create and runs.reply. */
+	ASSERT_EQ(cmd_argv("mate|chat", out, sizeof(out), err, sizeof(err)),
+	    0);
+	ASSERT_STREQ(out, "mate chat: runs.create {} reply={} pick");
+	ASSERT_EQ(cmd_argv("mate|chat|5|--tools|a|--human-in-the-loop|--model|"
+	                   "opus|--resume|9",
+	              out, sizeof(out), err, sizeof(err)),
+	    0);
+	ASSERT_STREQ(out,
+	    "mate chat: runs.create {\"tools\":[\"a\"],"
+	    "\"human_in_the_loop\":true,\"model\":\"opus\","
+	    "\"teammate_id\":5} reply={\"tools\":[\"a\"],"
+	    "\"human_in_the_loop\":true} resume=9");
+	ASSERT_EQ(cmd_argv("mate|chat|--message|x", out, sizeof(out), err,
+	              sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err,
+	    "mate chat reads its messages from stdin, not --message");
+	ASSERT_EQ(cmd_argv("mate|chat|1|2", out, sizeof(out), err,
+	              sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err, "too many arguments for mate chat: \"2\"");
+	ASSERT_EQ(cmd_argv("mate|chat|--resume|abc", out, sizeof(out), err,
+	              sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err, "--resume wants a run id, not \"abc\"");
+}
+
+TEST(cmd_webhooks_and_local)
+{
+	char out[512], err[256];
+
+	ASSERT_EQ(cmd_argv("webhooks|listen|--events|run.completed,run.failed|"
+	                   "--run-id|4|--after-seq|10|--consumer|ci|"
+	                   "--forward-to|http://127.0.0.1:3000/hook|--exec|cat",
+	              out, sizeof(out), err, sizeof(err)),
+	    0);
+	ASSERT_STREQ(out,
+	    "webhooks listen: webhooks.listen {\"events\":["
+	    "\"run.completed\",\"run.failed\"],\"run_id\":4,\"after_seq\":10,"
+	    "\"consumer\":\"ci\"} forward=http://127.0.0.1:3000/hook "
+	    "exec=cat");
+	ASSERT_EQ(cmd_argv("webhooks|listen|--forward-to=https://x/", out,
+	              sizeof(out), err, sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err,
+	    "https is not supported (no TLS here): forward to a local "
+	    "http:// URL");
+	ASSERT_EQ(cmd_argv("webhooks|listen|--exec", out, sizeof(out), err,
+	              sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err, "option --exec needs a value");
+	ASSERT_EQ(cmd_argv("webhooks|listen|--bogus", out, sizeof(out), err,
+	              sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err,
+	    "unknown option --bogus for webhooks.listen (see m8tes "
+	    "webhooks listen --help)");
+	/* replay: exactly one of SEQ, --since, --from [--to]. */
+	ASSERT_EQ(cmd_argv("webhooks|replay|12", out, sizeof(out), err,
+	              sizeof(err)),
+	    0);
+	ASSERT_STREQ(out, "webhooks replay: webhooks.replay {\"seq\":12}");
+	ASSERT_EQ(cmd_argv("webhooks|replay|--since|2h", out, sizeof(out), err,
+	              sizeof(err)),
+	    0);
+	ASSERT_STREQ(out, "webhooks replay: webhooks.replay {\"since\":92800}");
+	ASSERT_EQ(cmd_argv("webhooks|replay|--from|3|--to=9", out, sizeof(out),
+	              err, sizeof(err)),
+	    0);
+	ASSERT_STREQ(out,
+	    "webhooks replay: webhooks.replay {\"from_seq\":3,"
+	    "\"to_seq\":9}");
+	ASSERT_EQ(cmd_argv("webhooks|replay|12|--since|1d", out, sizeof(out),
+	              err, sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err,
+	    "webhooks replay wants one of SEQ, --since TIME or --from SEQ "
+	    "[--to SEQ]");
+	ASSERT_EQ(cmd_argv("webhooks|replay|--to|5", out, sizeof(out), err,
+	              sizeof(err)),
+	    -EINVAL);
+	ASSERT_EQ(cmd_argv("webhooks|replay|0", out, sizeof(out), err,
+	              sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err, "SEQ must be a positive integer, not \"0\"");
+	ASSERT_EQ(cmd_argv("webhooks|replay|--since|soon", out, sizeof(out),
+	              err, sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err,
+	    "--since wants Unix seconds, 10m, 2h, 1d or YYYY-MM-DD, not "
+	    "\"soon\"");
+	ASSERT_EQ(cmd_argv("webhooks|replay|1|2", out, sizeof(out), err,
+	              sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err, "too many arguments: \"2\" for webhooks replay");
+	ASSERT_EQ(cmd_argv("webhooks|replay|--help", out, sizeof(out), err,
+	              sizeof(err)),
+	    0);
+	ASSERT_STREQ(out, "webhooks replay: webhooks.replay {} help");
+	/* The key never comes from the command line. */
+	ASSERT_EQ(cmd_argv("auth|login", out, sizeof(out), err, sizeof(err)),
+	    0);
+	ASSERT_STREQ(out, "auth login: auth.login {}");
+	ASSERT_EQ(cmd_argv("auth|login|m8_secret", out, sizeof(out), err,
+	              sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err,
+	    "auth login takes no arguments: it reads the key from the "
+	    "terminal, or from stdin");
+	ASSERT_EQ(cmd_argv("auth|login|--api-key=m8_secret", out, sizeof(out),
+	              err, sizeof(err)),
+	    -EINVAL);
+	ASSERT_EQ(cmd_argv("auth|status|--json", out, sizeof(out), err,
+	              sizeof(err)),
+	    0);
+	ASSERT_STREQ(out, "auth status: auth.status {} json");
+	ASSERT_EQ(cmd_argv("cache|clear|--resource|teammates|--prefix|"
+	                   "/agents/7",
+	              out, sizeof(out), err, sizeof(err)),
+	    0);
+	ASSERT_STREQ(out,
+	    "cache clear: cache.clear {\"resource\":\"teammates\","
+	    "\"prefix\":\"/agents/7\"}");
+	ASSERT_EQ(cmd_argv("cache|stats|x", out, sizeof(out), err,
+	              sizeof(err)),
+	    -EINVAL);
+	ASSERT_STREQ(err,
+	    "too many arguments for cache.stats: \"x\" (see m8tes cache "
+	    "stats --help)");
+	ASSERT_EQ(cmd_argv("audit|--uid|1000|--method|runs.*|--limit|5|"
+	                   "--since|10m",
+	              out, sizeof(out), err, sizeof(err)),
+	    0);
+	ASSERT_STREQ(out,
+	    "audit: audit.list {\"uid\":1000,\"method\":\"runs.*\","
+	    "\"limit\":5,\"since\":99400}");
+	ASSERT_EQ(cmd_argv("audit|list|--limit|2", out, sizeof(out), err,
+	              sizeof(err)),
+	    0);
+	ASSERT_STREQ(out, "audit: audit.list {\"limit\":2}");
+}
+
+TEST(since_parse)
+{
+	static const struct {
+		const char *text;
+		long long now, want; /* want < 0: -EINVAL */
+	} cases[] = {
+	    {"1700000000", 5, 1700000000},
+	    {"30s", 100000, 99970},
+	    {"10m", 100000, 99400},
+	    {"2h", 100000, 92800},
+	    {"1d", 100000, 13600},
+	    {"1w", 1000000, 395200},
+	    {"2025-01-31", 0, 1738281600},
+	    {"2025-01-31T09:00:00Z", 0, 1738314000},
+	    {"2d", 100000, -1}, /* before 1970 */
+	    {"0", 100000, -1},
+	    {"", 100000, -1},
+	    {"m", 100000, -1},
+	    {"10x", 100000, -1},
+	    {"-5m", 100000, -1},
+	    {"1.5h", 100000, -1},
+	    {"99999999999999999999m", 100000, -1},
+	    {"2025-13-01", 0, -1},
+	    {"2025-01-31T09:00", 0, -1},
+	    {"yesterday", 0, -1},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		long long v = -7;
+		int r = cli_since_parse(cases[i].text, cases[i].now, &v);
+
+		if (cases[i].want < 0 ? r != -EINVAL
+		                      : r != 0 || v != cases[i].want)
+			T_FAIL("\"%s\": r %d v %lld, want %lld", cases[i].text,
+			    r, v, cases[i].want);
+	}
+}
+
+TEST(http_url_and_request)
+{
+	struct cli_http_header h[2] = {{"X-M8tes-Event", "run.completed"},
+	    {"X-M8tes-Seq", "12"}};
+	struct cli_url u;
+	char err[256], *req;
+	size_t len;
+
+	ASSERT_EQ(cli_http_url_parse("http://127.0.0.1:3000/hook?x=1#frag", &u,
+	              err, sizeof(err)),
+	    0);
+	ASSERT_STREQ(u.host, "127.0.0.1");
+	ASSERT_STREQ(u.port, "3000");
+	ASSERT_STREQ(u.path, "/hook?x=1");
+	ASSERT_EQ(u.ipv6, 0);
+	ASSERT_EQ(cli_http_request(&u, "application/json", h, 2, "{\"a\":1}",
+	              7, &req, &len),
+	    0);
+	ASSERT_STREQ(req,
+	    "POST /hook?x=1 HTTP/1.1\r\n"
+	    "Host: 127.0.0.1:3000\r\n"
+	    "User-Agent: m8tes/" M8TESD_VERSION "\r\n"
+	    "Content-Type: application/json\r\n"
+	    "Content-Length: 7\r\n"
+	    "Connection: close\r\n"
+	    "X-M8tes-Event: run.completed\r\n"
+	    "X-M8tes-Seq: 12\r\n"
+	    "\r\n"
+	    "{\"a\":1}");
+	ASSERT_EQ(len, strlen(req));
+	free(req);
+	ASSERT_EQ(cli_http_url_parse("HTTP://localhost", &u, err, sizeof(err)),
+	    0);
+	ASSERT_STREQ(u.port, "80");
+	ASSERT_STREQ(u.path, "/");
+	ASSERT_EQ(cli_http_request(&u, "text/plain", NULL, 0, "", 0, &req,
+	              &len),
+	    0);
+	ASSERT_STREQ(req,
+	    "POST / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: m8tes/" M8TESD_VERSION
+	    "\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n"
+	    "Connection: close\r\n\r\n");
+	free(req);
+	ASSERT_EQ(cli_http_url_parse("http://[::1]:8080?q", &u, err,
+	              sizeof(err)),
+	    0);
+	ASSERT_STREQ(u.host, "::1");
+	ASSERT_STREQ(u.path, "/?q");
+	ASSERT_EQ(u.ipv6, 1);
+	ASSERT_EQ(cli_http_request(&u, "a/b", NULL, 0, "", 0, &req, &len), 0);
+	ASSERT(strstr(req, "\r\nHost: [::1]:8080\r\n") != NULL);
+	free(req);
+	/* Headers cannot smuggle lines. */
+	h[0].value = "x\r\nEvil: 1";
+	ASSERT_EQ(cli_http_request(&u, "a/b", h, 1, "", 0, &req, &len),
+	    -EINVAL);
+	h[0] = (struct cli_http_header){"Bad:Name", "v"};
+	ASSERT_EQ(cli_http_request(&u, "a/b", h, 1, "", 0, &req, &len),
+	    -EINVAL);
+	/* Refused URLs, each with its reason. */
+	{
+		static const struct {
+			const char *url, *err;
+		} bad[] = {
+		    {"https://x/", "https is not supported (no TLS here): "
+		                   "forward to a local http:// URL"},
+		    {"ftp://x", "URL must start with http://, not \"ftp://x\""},
+		    {"http://", "URL: empty host"},
+		    {"http://:80/", "URL: empty host"},
+		    {"http://h:0/", "URL: bad port"},
+		    {"http://h:65536", "URL: bad port"},
+		    {"http://h:8a", "URL: bad port"},
+		    {"http://h:/", "URL: bad port"},
+		    {"http://u@h/", "URL with user info"},
+		    {"http://h/a b", "URL with a space or control character"},
+		    {"http://h/\r\nX: y", "URL with a space or control "
+		                         "character"},
+		    {"http://[::1", "URL: unclosed ["},
+		    {"http://[::1]x/", "URL: junk after ]"},
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			err[0] = '\0';
+			if (cli_http_url_parse(bad[i].url, &u, err,
+			        sizeof(err)) != -EINVAL ||
+			    strcmp(err, bad[i].err) != 0)
+				T_FAIL("%s: \"%s\"", bad[i].url, err);
+		}
+	}
+}
+
+TEST(http_status_parse)
+{
+	static const struct {
+		const char *head;
+		int r, status;
+	} cases[] = {
+	    {"HTTP/1.1 200 OK\r\n", 1, 200},
+	    {"HTTP/1.0 404 Not Found\r\nX: y\r\n", 1, 404},
+	    {"HTTP/1.1 204\n", 1, 204},
+	    {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\n", 1, 201},
+	    {"HTTP/1.1 100 Continue\r\n\r\n", 0, 0},
+	    {"HTTP/1.1 100 Continue\r\n", 0, 0},
+	    {"HTTP/1.1 204", 0, 0},
+	    {"HTT", 0, 0},
+	    {"", 0, 0},
+	    {"SSH-2.0-OpenSSH\r\n", -EBADMSG, 0},
+	    {"HTTP/2 200\r\n", -EBADMSG, 0},
+	    {"HTTP/1.1 2x0 OK\r\n", -EBADMSG, 0},
+	    {"HTTP/1.1 099 x\r\n", -EBADMSG, 0},
+	    {"HTTP/1.1 2000\r\n", -EBADMSG, 0},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int status = 0;
+		int r = cli_http_status_parse(cases[i].head,
+		    strlen(cases[i].head), &status);
+
+		if (r != cases[i].r || (r == 1 && status != cases[i].status))
+			T_FAIL("case %zu: r %d status %d", i, r, status);
+	}
+}
+
+/* A TCP listener on 127.0.0.1; its port in *ret_port. */
+static int
+tcp_listener(int *ret_port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    listen(fd, 4) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) != 0)
+		return -1;
+	*ret_port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* The child side: reads one request, checks it, answers. */
+static void
+http_peer(int lfd)
+{
+	char buf[4096];
+	size_t len = 0;
+	int c = accept(lfd, NULL, NULL);
+
+	if (c < 0)
+		_exit(2);
+	while (len < sizeof(buf) - 1) {
+		ssize_t n = read(c, buf + len, sizeof(buf) - 1 - len);
+
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = '\0';
+		if (strstr(buf, "\r\n\r\n{\"k\":true}") != NULL)
+			break;
+	}
+	buf[len] = '\0';
+	if (strncmp(buf, "POST /in HTTP/1.1\r\n", 19) != 0 ||
+	    strstr(buf, "\r\nContent-Length: 10\r\n") == NULL)
+		_exit(3);
+	peer_write(c,
+	    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\n"
+	    "Content-Length: 0\r\n\r\n");
+	(void)close(c);
+	_exit(0);
+}
+
+TEST(http_post_local)
+{
+	struct cli_url u;
+	char url[64], err[128], *req;
+	size_t len;
+	int lfd, port, status = 0;
+	pid_t pid;
+
+	lfd = tcp_listener(&port);
+	ASSERT(lfd >= 0);
+	(void)snprintf(url, sizeof(url), "http://127.0.0.1:%d/in", port);
+	ASSERT_EQ(cli_http_url_parse(url, &u, err, sizeof(err)), 0);
+	ASSERT_EQ(cli_http_request(&u, "application/json", NULL, 0,
+	              "{\"k\":true}", 10, &req, &len),
+	    0);
+	pid = fork();
+	if (pid == 0)
+		http_peer(lfd);
+	ASSERT_EQ(cli_http_post(&u, req, len, 5000, &status), 0);
+	ASSERT_EQ(status, 202);
+	ASSERT_EQ(reap(pid), 0);
+	/* Nobody answers: the deadline ends the wait. */
+	ASSERT_EQ(cli_http_post(&u, req, len, 200, &status), -ETIMEDOUT);
+	(void)close(lfd);
+	/* Nobody listens. */
+	ASSERT_EQ(cli_http_post(&u, req, len, 1000, &status), -ECONNREFUSED);
+	free(req);
+}
+
+/* Feeds event objects (JSON texts) to the printer o. */
+static void
+feed(struct cli_out *o, const char *const *events, size_t n)
+{
+	struct m8c_event ev = {.id = 1};
+
+	for (size_t i = 0; i < n; i++) {
+		cJSON *e = cJSON_Parse(events[i]);
+
+		ev.event = e;
+		ev.line = events[i];
+		ev.len = strlen(events[i]);
+		(void)cli_out_event_cb(&ev, o);
+		cJSON_Delete(e);
+	}
+}
+
+TEST(run_printer)
+{
+	const char *events[] = {
+	    "{\"type\":\"metadata\",\"payload\":{\"run_id\":7}}",
+	    "{\"type\":\"reasoning-delta\",\"delta\":\"hmm\"}",
+	    "{\"type\":\"text-delta\",\"delta\":\"Checking\"}",
+	    "{\"type\":\"tool-call-start\",\"toolName\":\"gmail\","
+	    "\"toolCallId\":\"t1\"}",
+	    "{\"type\":\"tool-call-delta\",\"delta\":\"{}\"}",
+	    "{\"type\":\"tool-result-end\",\"toolCallId\":\"t1\","
+	    "\"result\":{\"status\":\"sent\"}}",
+	    NULL, /* a long string result, below */
+	    "{\"type\":\"tool-result-end\",\"result\":\"two\\nlines\"}",
+	    "{\"type\":\"text-delta\",\"delta\":\"Done.\"}",
+	    "{\"type\":\"error\",\"error\":\"boom\"}",
+	    "{\"type\":\"sdk_error\",\"error\":\"died\"}",
+	    "{\"type\":\"rate_limit\",\"message\":\"slow\"}",
+	    "{\"type\":\"done\",\"stop_reason\":\"end_turn\"}",
+	};
+	char longres[256], want[512], text[1024], etext[512];
+	struct cli_out o = {.json = false};
+	char *t = NULL, *e = NULL;
+	size_t len = 0, elen = 0;
+
+	/* "x" * 150 plus a 3-byte character at the cut. */
+	(void)snprintf(longres, sizeof(longres),
+	    "{\"type\":\"tool-result-end\",\"result\":\"%.99s\xE2\x82\xAC%s\"}",
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	    "yyyyyyyyyy");
+	events[6] = longres;
+	o.f = open_memstream(&t, &len);
+	o.err = open_memstream(&e, &elen);
+	feed(&o, events, sizeof(events) / sizeof(events[0]));
+	take(o.f, &t, text, sizeof(text));
+	take(o.err, &e, etext, sizeof(etext));
+	(void)snprintf(want, sizeof(want),
+	    "Checking\n"
+	    "  gmail\n"
+	    "  > {\"status\":\"sent\"}\n"
+	    "  > %.99s\xE2\x82\xAC\n"
+	    "  > two lines\n"
+	    "Done.\n"
+	    "  end_turn (run 7)\n",
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+	ASSERT_STREQ(text, want);
+	ASSERT_STREQ(etext,
+	    "m8tes: run error: boom\n"
+	    "m8tes: run failed: sdk_error: died\n");
+	ASSERT_EQ(o.run_id, 7);
+	ASSERT_EQ(o.errors, 2);
+	ASSERT(o.stop_shown);
+}
+
+TEST(run_printer_hints)
+{
+	const char *events[] = {
+	    "{\"type\":\"metadata\",\"payload\":{\"run_id\":\"7\"}}",
+	    "{\"type\":\"text-delta\",\"delta\":\"Let me send it\"}",
+	    "{\"type\":\"permission_request\",\"request_id\":\"req_1\","
+	    "\"tool_name\":\"gmail\",\"tool_input\":{\"to\":\"a@b\"},"
+	    "\"display_name\":\"Send an email\"}",
+	    "{\"type\":\"awaiting_approval\",\"request_id\":\"req_1\"}",
+	    "{\"type\":\"permission_request\",\"request_id\":\"req_2\","
+	    "\"tool_name\":\"AskUserQuestion\",\"tool_input\":{\"questions\":"
+	    "[{\"question\":\"What's the format?\",\"options\":[{\"label\":"
+	    "\"CSV\"},{\"label\":\"PDF\"}]}]}}",
+	    "{\"type\":\"awaiting_approval\",\"request_id\":\"req_3\"}",
+	    "{\"type\":\"cancelled\"}",
+	};
+	struct cli_out o = {.json = false};
+	char text[512], etext[1024];
+	char *t = NULL, *e = NULL;
+	size_t len = 0, elen = 0;
+
+	/* No terminal: each request once, with the command answering it. */
+	o.f = open_memstream(&t, &len);
+	o.err = open_memstream(&e, &elen);
+	feed(&o, events, sizeof(events) / sizeof(events[0]));
+	take(o.f, &t, text, sizeof(text));
+	take(o.err, &e, etext, sizeof(etext));
+	ASSERT_STREQ(text, "Let me send it\n  cancelled (run 7)\n");
+	ASSERT_STREQ(etext,
+	    "m8tes: run 7 asks to use gmail (Send an email)\n"
+	    "m8tes: answer with: m8tes runs approve 7 'req_1' allow   "
+	    "(or deny)\n"
+	    "m8tes: run 7 asks: What's the format? [CSV, PDF]\n"
+	    "m8tes: answer with: m8tes runs answer 7 "
+	    "'{\"What'\\''s the format?\":\"CSV\"}' --request-id 'req_2'\n"
+	    "m8tes: run 7 is awaiting approval; see: m8tes runs "
+	    "permissions 7\n");
+	/* JSON lines on stdout, the hints still on stderr. */
+	o = (struct cli_out){.json = true};
+	o.f = open_memstream(&t, &len);
+	o.err = open_memstream(&e, &elen);
+	feed(&o, events, 3);
+	take(o.f, &t, text, sizeof(text));
+	take(o.err, &e, etext, sizeof(etext));
+	ASSERT(strncmp(text, events[0], strlen(events[0])) == 0);
+	ASSERT(strstr(etext, "m8tes runs approve 7 'req_1' allow") != NULL);
+	/* With a prompt coming, no hint. */
+	o = (struct cli_out){.prompts = true};
+	o.f = open_memstream(&t, &len);
+	o.err = open_memstream(&e, &elen);
+	feed(&o, events, 4);
+	take(o.f, &t, text, sizeof(text));
+	take(o.err, &e, etext, sizeof(etext));
+	ASSERT_STREQ(etext, "");
+	ASSERT_STREQ(o.hinted, "req_1");
+}
+
+/* Runs cli_hitl_ask on req with input in; the prompt text into shown. */
+static int
+ask(const char *req, const char *in, char *shown, size_t shownlen,
+    char *result, size_t resultlen)
+{
+	cJSON *r = cJSON_Parse(req), *params = NULL;
+	const char *method = NULL;
+	FILE *fin, *fout;
+	char *t = NULL, *js;
+	size_t len = 0;
+	int ret;
+
+	fin = in[0] != '\0' ? fmemopen((void *)(uintptr_t)in, strlen(in), "r")
+	                    : fopen("/dev/null", "r");
+	fout = open_memstream(&t, &len);
+	ret = cli_hitl_ask(r, fin, fout, &method, &params);
+	(void)fclose(fin);
+	take(fout, &t, shown, shownlen);
+	js = params != NULL ? cJSON_PrintUnformatted(params) : NULL;
+	(void)snprintf(result, resultlen, "%s %s", method != NULL ? method : "-",
+	    js != NULL ? js : "-");
+	free(js);
+	cJSON_Delete(params);
+	cJSON_Delete(r);
+	return ret;
+}
+
+TEST(hitl_prompts)
+{
+	static const char approval[] =
+	    "{\"request_id\":\"req_1\",\"tool_name\":\"gmail\","
+	    "\"status\":\"pending\",\"display_name\":\"Send an email\","
+	    "\"tool_input\":{\"to\":\"ops@example.com\"},"
+	    "\"consequence\":\"Sends an email\",\"prose\":null}";
+	static const char question[] =
+	    "{\"request_id\":\"req_2\",\"tool_name\":\"AskUserQuestion\","
+	    "\"tool_input\":{\"questions\":[{\"question\":\"Which format?\","
+	    "\"header\":\"Format\",\"options\":[{\"label\":\"CSV\"},"
+	    "{\"label\":\"PDF\"}]}]}}";
+	static const char multi[] =
+	    "{\"request_id\":\"req_3\",\"tool_name\":\"AskUserQuestion\","
+	    "\"tool_input\":{\"questions\":[{\"question\":\"Which?\","
+	    "\"multiSelect\":true,\"options\":[{\"label\":\"A\"},"
+	    "{\"label\":\"B\"},{\"label\":\"C\"}]}]}}";
+	char shown[1024], res[512];
+
+	ASSERT_EQ(ask(approval, "y\n", shown, sizeof(shown), res, sizeof(res)),
+	    0);
+	ASSERT_STREQ(shown,
+	    "  ? gmail: Send an email\n"
+	    "    input: {\"to\":\"ops@example.com\"}\n"
+	    "    consequence: Sends an email\n"
+	    "  allow? [y/N] ");
+	ASSERT_STREQ(res,
+	    "runs.approve {\"request_id\":\"req_1\",\"decision\":\"allow\"}");
+	/* The default is no; unclear answers are asked again. */
+	ASSERT_EQ(ask(approval, "\n", shown, sizeof(shown), res, sizeof(res)),
+	    0);
+	ASSERT_STREQ(res,
+	    "runs.approve {\"request_id\":\"req_1\",\"decision\":\"deny\"}");
+	ASSERT_EQ(ask(approval, "maybe\n YES \n", shown, sizeof(shown), res,
+	              sizeof(res)),
+	    0);
+	ASSERT(strstr(shown, "  please answer y or n\n  allow? [y/N] ") !=
+	    NULL);
+	ASSERT_STREQ(res,
+	    "runs.approve {\"request_id\":\"req_1\",\"decision\":\"allow\"}");
+	ASSERT_EQ(ask(approval, "", shown, sizeof(shown), res, sizeof(res)),
+	    -ENODATA);
+	ASSERT_EQ(ask(approval, "a\nb\nc\nd\ne\ny\n", shown, sizeof(shown), res,
+	              sizeof(res)),
+	    -ENODATA);
+	/* Questions: a number, a label, or the user's own words. */
+	ASSERT_EQ(ask(question, "2\n", shown, sizeof(shown), res, sizeof(res)),
+	    0);
+	ASSERT_STREQ(shown,
+	    "  ? Format:\n"
+	    "    Which format?\n"
+	    "    1) CSV\n"
+	    "    2) PDF\n"
+	    "  choice [1-2]: ");
+	ASSERT_STREQ(res,
+	    "runs.answer {\"request_id\":\"req_2\",\"answers\":{"
+	    "\"Which format?\":\"PDF\"}}");
+	ASSERT_EQ(ask(question, "csv\n", shown, sizeof(shown), res,
+	              sizeof(res)),
+	    0);
+	ASSERT_STREQ(res,
+	    "runs.answer {\"request_id\":\"req_2\",\"answers\":{"
+	    "\"Which format?\":\"CSV\"}}");
+	ASSERT_EQ(ask(question, "\n9\nMarkdown, please\n", shown,
+	              sizeof(shown), res, sizeof(res)),
+	    0);
+	ASSERT(strstr(shown, "  no such option\n") != NULL);
+	ASSERT_STREQ(res,
+	    "runs.answer {\"request_id\":\"req_2\",\"answers\":{"
+	    "\"Which format?\":\"Markdown, please\"}}");
+	ASSERT_EQ(ask(multi, "1, 3\n", shown, sizeof(shown), res, sizeof(res)),
+	    0);
+	ASSERT(strstr(shown, "  choices, comma-separated [1-3]: ") != NULL);
+	ASSERT_STREQ(res,
+	    "runs.answer {\"request_id\":\"req_3\",\"answers\":{"
+	    "\"Which?\":\"A, C\"}}");
+	ASSERT_EQ(ask(question, "", shown, sizeof(shown), res, sizeof(res)),
+	    -ENODATA);
+	/* Not a request. */
+	ASSERT_EQ(ask("{\"tool_name\":\"gmail\"}", "y\n", shown, sizeof(shown),
+	              res, sizeof(res)),
+	    -EBADMSG);
+	ASSERT_EQ(ask("{\"request_id\":\"r\",\"tool_name\":\"AskUserQuestion\","
+	              "\"tool_input\":{}}",
+	              "1\n", shown, sizeof(shown), res, sizeof(res)),
+	    -EBADMSG);
+	{
+		char *t = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&t, &len);
+
+		cli_shell_quote(f, "it's");
+		take(f, &t, shown, sizeof(shown));
+		ASSERT_STREQ(shown, "'it'\\''s'");
+	}
+}
+
+/* One chat step: "action method params" for line. */
+static int
+chat_step(struct cli_chat *ch, const char *line, char *out, size_t outlen)
+{
+	const char *method = NULL;
+	cJSON *params = NULL;
+	char *js;
+	int r;
+
+	r = cli_chat_next(ch, line, &method, &params);
+	js = params != NULL ? cJSON_PrintUnformatted(params) : NULL;
+	(void)snprintf(out, outlen, "%d %s %s", r, method != NULL ? method : "-",
+	    js != NULL ? js : "-");
+	free(js);
+	cJSON_Delete(params);
+	return r;
+}
+
+TEST(chat_state)
+{
+	cJSON *create = cJSON_Parse("{\"teammate_id\":3,\"tools\":[\"a\"]}");
+	cJSON *reply = cJSON_Parse("{\"tools\":[\"a\"]}");
+	struct cli_chat ch = {.create = create, .reply = reply};
+	char out[512];
+
+	/* The first line creates; until a run is known, every line does. */
+	ASSERT_EQ(chat_step(&ch, "hello\n", out, sizeof(out)),
+	    CLI_CHAT_CREATE);
+	ASSERT_STREQ(out,
+	    "1 runs.create {\"teammate_id\":3,\"tools\":[\"a\"],"
+	    "\"message\":\"hello\"}");
+	cli_chat_turn_done(&ch, 0);
+	ASSERT_EQ(chat_step(&ch, "again", out, sizeof(out)), CLI_CHAT_CREATE);
+	/* Then every line replies to that run. */
+	cli_chat_turn_done(&ch, 42);
+	ASSERT_EQ(chat_step(&ch, "  more  \r\n", out, sizeof(out)),
+	    CLI_CHAT_REPLY);
+	ASSERT_STREQ(out,
+	    "2 runs.reply {\"tools\":[\"a\"],\"message\":\"more\","
+	    "\"run_id\":42}");
+	cli_chat_turn_done(&ch, 0);
+	ASSERT_EQ(ch.run_id, 42);
+	ASSERT_EQ(chat_step(&ch, "\n", out, sizeof(out)), CLI_CHAT_SKIP);
+	ASSERT_EQ(chat_step(&ch, "   ", out, sizeof(out)), CLI_CHAT_SKIP);
+	ASSERT_EQ(chat_step(&ch, "/help\n", out, sizeof(out)), CLI_CHAT_HELP);
+	/* /new forgets the run; /resume picks one. */
+	ASSERT_EQ(chat_step(&ch, "/new\n", out, sizeof(out)), CLI_CHAT_SKIP);
+	ASSERT_EQ(ch.run_id, 0);
+	ASSERT_EQ(chat_step(&ch, "x", out, sizeof(out)), CLI_CHAT_CREATE);
+	ASSERT_EQ(chat_step(&ch, "/resume 9\n", out, sizeof(out)),
+	    CLI_CHAT_SKIP);
+	ASSERT_EQ(chat_step(&ch, "y", out, sizeof(out)), CLI_CHAT_REPLY);
+	ASSERT_STREQ(out,
+	    "2 runs.reply {\"tools\":[\"a\"],\"message\":\"y\",\"run_id\":9}");
+	ASSERT_EQ(chat_step(&ch, "/resume\n", out, sizeof(out)), -EINVAL);
+	ASSERT_EQ(chat_step(&ch, "/resume 9x\n", out, sizeof(out)), -EINVAL);
+	ASSERT_EQ(ch.run_id, 9);
+	/* Other slashes are messages. */
+	ASSERT_EQ(chat_step(&ch, "/resumes are fun", out, sizeof(out)),
+	    CLI_CHAT_REPLY);
+	ASSERT_EQ(chat_step(&ch, "/exit\n", out, sizeof(out)), CLI_CHAT_QUIT);
+	ASSERT_EQ(chat_step(&ch, " /quit ", out, sizeof(out)), CLI_CHAT_QUIT);
+	ASSERT_EQ(chat_step(&ch, NULL, out, sizeof(out)), CLI_CHAT_QUIT);
+	/* Without options: the message, and the run to reply to. */
+	ch = (struct cli_chat){.run_id = 5};
+	ASSERT_EQ(chat_step(&ch, "hi", out, sizeof(out)), CLI_CHAT_REPLY);
+	ASSERT_STREQ(out, "2 runs.reply {\"message\":\"hi\",\"run_id\":5}");
+	cJSON_Delete(create);
+	cJSON_Delete(reply);
+}
+
+/* What the peer read so far, as one string. */
+static void
+peer_requests(int peer, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	for (int tries = 0; tries < 50 && n + 1 < len; tries++) {
+		ssize_t r = recv(peer, buf + n, len - 1 - n, MSG_DONTWAIT);
+
+		if (r > 0)
+			n += (size_t)r;
+		else
+			break;
+	}
+	buf[n] = '\0';
+}
+
+TEST(run_stream_answers_hitl)
+{
+	struct m8c_reply reply = {0};
+	struct cli_out o = {0};
+	struct cli_run s;
+	struct m8c_conn *c;
+	char *t = NULL, *e = NULL, *p = NULL;
+	size_t tl = 0, el = 0, pl = 0;
+	char text[512], etext[256], ptext[512], reqs[1024];
+	FILE *in;
+	cJSON *params = cJSON_Parse("{\"message\":\"send it\"}");
+	int peer, r;
+
+	c = pair(&peer);
+	ASSERT(c != NULL);
+	/* Everything the daemon will say, in order: ids are predictable. */
+	peer_write(peer,
+	    "{\"id\":1,\"seq\":1,\"event\":{\"type\":\"metadata\","
+	    "\"payload\":{\"run_id\":7}}}\n"
+	    "{\"id\":1,\"seq\":2,\"event\":{\"type\":\"text-delta\","
+	    "\"delta\":\"Hi\"}}\n"
+	    "{\"id\":1,\"seq\":3,\"event\":{\"type\":\"permission_request\","
+	    "\"request_id\":\"req_1\",\"tool_name\":\"gmail\"}}\n"
+	    "{\"id\":1,\"seq\":4,\"event\":{\"type\":\"awaiting_approval\","
+	    "\"request_id\":\"req_1\"}}\n"
+	    "{\"id\":2,\"result\":[{\"request_id\":\"req_0\",\"tool_name\":"
+	    "\"x\",\"status\":\"allowed\"},{\"request_id\":\"req_1\","
+	    "\"tool_name\":\"gmail\",\"status\":\"pending\",\"tool_input\":"
+	    "{\"to\":\"a@b\"},\"consequence\":\"Sends mail\"}]}\n"
+	    "{\"id\":3,\"result\":{\"request_id\":\"req_1\",\"status\":"
+	    "\"allowed\"}}\n"
+	    "{\"id\":1,\"seq\":5,\"event\":{\"type\":\"tool-call-start\","
+	    "\"toolName\":\"gmail\",\"toolCallId\":\"t1\"}}\n"
+	    "{\"id\":1,\"seq\":6,\"event\":{\"type\":\"tool-result-end\","
+	    "\"toolCallId\":\"t1\",\"result\":{\"status\":\"sent\"}}}\n"
+	    "{\"id\":1,\"seq\":7,\"event\":{\"type\":\"done\","
+	    "\"stop_reason\":\"end_turn\"}}\n"
+	    "{\"id\":1,\"result\":{\"run_id\":7,\"text\":\"Hi\",\"errors\":[],"
+	    "\"has_errors\":false,\"stop_reason\":\"end_turn\","
+	    "\"finished\":true}}\n");
+	o.f = open_memstream(&t, &tl);
+	o.err = open_memstream(&e, &el);
+	in = fmemopen((void *)(uintptr_t) "y\n", 2, "r");
+	{
+		FILE *pf = open_memstream(&p, &pl);
+
+		cli_run_init(&s, c, &o, in, pf, 2000);
+		r = cli_run_stream(&s, "runs.create", params, &reply);
+		ASSERT_EQ(r, M8C_RESULT);
+		ASSERT_EQ(cli_out_run_result(&o, reply.result), 0);
+		take(pf, &p, ptext, sizeof(ptext));
+	}
+	(void)fclose(in);
+	take(o.f, &t, text, sizeof(text));
+	take(o.err, &e, etext, sizeof(etext));
+	peer_requests(peer, reqs, sizeof(reqs));
+	ASSERT_STREQ(reqs,
+	    "{\"id\":1,\"method\":\"runs.create\",\"params\":{\"message\":"
+	    "\"send it\"}}\n"
+	    "{\"id\":2,\"method\":\"runs.permissions\",\"params\":{"
+	    "\"run_id\":7}}\n"
+	    "{\"id\":3,\"method\":\"runs.approve\",\"params\":{"
+	    "\"request_id\":\"req_1\",\"decision\":\"allow\",\"run_id\":7}}"
+	    "\n");
+	ASSERT_STREQ(text,
+	    "Hi\n  gmail\n  > {\"status\":\"sent\"}\n  end_turn (run 7)\n");
+	ASSERT_STREQ(ptext,
+	    "  ? gmail\n    input: {\"to\":\"a@b\"}\n"
+	    "    consequence: Sends mail\n  allow? [y/N]   allowed\n");
+	ASSERT_STREQ(etext, "");
+	m8c_reply_done(&reply);
+	cJSON_Delete(params);
+	(void)close(peer);
+	m8c_close(c);
+}
+
+TEST(run_stream_resumes_after_lag)
+{
+	struct m8c_reply reply = {0};
+	struct cli_out o = {0};
+	struct cli_run s;
+	struct m8c_conn *c;
+	char *t = NULL, *e = NULL;
+	size_t tl = 0, el = 0;
+	char text[256], etext[256], reqs[1024];
+	cJSON *params = cJSON_Parse("{\"run_id\":7,\"text_only\":true}");
+	int peer;
+
+	c = pair(&peer);
+	ASSERT(c != NULL);
+	peer_write(peer,
+	    "{\"id\":1,\"seq\":1,\"event\":{\"type\":\"metadata\","
+	    "\"payload\":{\"run_id\":7}}}\n"
+	    "{\"id\":1,\"seq\":2,\"event\":{\"type\":\"text-delta\","
+	    "\"delta\":\"He\"}}\n"
+	    "{\"id\":1,\"lagged\":{\"resume_after\":2}}\n"
+	    "{\"id\":2,\"seq\":3,\"event\":{\"type\":\"text-delta\","
+	    "\"delta\":\"llo\"}}\n"
+	    "{\"id\":2,\"result\":{\"run_id\":7,\"text\":\"Hello\","
+	    "\"errors\":[\"sdk_error: died\"],\"has_errors\":true,"
+	    "\"stop_reason\":\"error\",\"finished\":true}}\n");
+	o.f = open_memstream(&t, &tl);
+	o.err = open_memstream(&e, &el);
+	cli_run_init(&s, c, &o, NULL, NULL, 2000);
+	ASSERT_EQ(cli_run_stream(&s, "runs.stream", params, &reply),
+	    M8C_RESULT);
+	ASSERT_EQ(s.resumes, 1);
+	ASSERT_EQ(cli_out_run_result(&o, reply.result), 0);
+	take(o.f, &t, text, sizeof(text));
+	take(o.err, &e, etext, sizeof(etext));
+	peer_requests(peer, reqs, sizeof(reqs));
+	ASSERT_STREQ(reqs,
+	    "{\"id\":1,\"method\":\"runs.stream\",\"params\":{\"run_id\":7,"
+	    "\"text_only\":true}}\n"
+	    "{\"id\":2,\"method\":\"runs.stream\",\"params\":{\"run_id\":7,"
+	    "\"after_seq\":2,\"text_only\":true}}\n");
+	/* No event showed the errors or the stop reason: the result does. */
+	ASSERT_STREQ(text, "Hello\n  error (run 7)\n");
+	ASSERT_STREQ(etext, "m8tes: run error: sdk_error: died\n");
+	m8c_reply_done(&reply);
+	/* An error reply ends the stream as it is. */
+	peer_write(peer,
+	    "{\"id\":3,\"error\":{\"code\":\"m8tes.conflict\",\"message\":"
+	    "\"Run is not executing\",\"status\":409}}\n");
+	ASSERT_EQ(cli_run_stream(&s, "runs.stream", params, &reply), M8C_ERROR);
+	ASSERT_STREQ(reply.error.code, "m8tes.conflict");
+	m8c_reply_done(&reply);
+	cJSON_Delete(params);
+	(void)close(peer);
+	m8c_close(c);
+}
+
+/* A file holding text, open for reading at its start. */
+static int
+memfile(const char *text)
+{
+	char path[] = "/tmp/m8c_dl_XXXXXX";
+	int fd = mkstemp(path);
+
+	if (fd < 0)
+		return -1;
+	(void)unlink(path);
+	write_all(fd, text, strlen(text));
+	(void)lseek(fd, 0, SEEK_SET);
+	return fd;
+}
+
+/* The contents of path, or "" when it does not exist. */
+static void
+slurp_file(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
+
+	buf[n > 0 ? n : 0] = '\0';
+	if (fd >= 0)
+		(void)close(fd);
+}
+
+TEST(download_fd_and_fallbacks)
+{
+	cJSON *params = cJSON_Parse("{\"run_id\":42,\"filename\":\"r.csv\"}");
+	char dir[] = "/tmp/m8c_dlt_XXXXXX", path[128], buf[256], reqs[1024];
+	struct m8c_reply reply = {0};
+	struct cli_dl d;
+	struct m8c_conn *c;
+	struct stat st;
+	int peer, fd;
+
+	ASSERT(mkdtemp(dir) != NULL);
+	(void)snprintf(path, sizeof(path), "%s/out.csv", dir);
+	c = pair(&peer);
+	ASSERT(c != NULL);
+	/* The descriptor rides on the result. */
+	fd = memfile("a,b\n1,2\n");
+	ASSERT(fd >= 0);
+	ASSERT_EQ(send_fd(peer, fd,
+	              "{\"id\":1,\"result\":{\"filename\":\"r.csv\","
+	              "\"size\":8,\"content_type\":\"text/csv\","
+	              "\"sha256\":\"x\",\"fd\":true}}\n"),
+	    0);
+	(void)close(fd);
+	d = (struct cli_dl){.conn = c, .path = path, .timeout_ms = 2000};
+	ASSERT_EQ(cli_dl_fetch(&d, params, &reply), M8C_RESULT);
+	ASSERT_EQ(d.via, CLI_DL_FD);
+	ASSERT_EQ(d.size, 8);
+	ASSERT_STREQ(d.saved, path);
+	m8c_reply_done(&reply);
+	slurp_file(path, buf, sizeof(buf));
+	ASSERT_STREQ(buf, "a,b\n1,2\n");
+	peer_requests(peer, reqs, sizeof(reqs));
+	ASSERT_STREQ(reqs,
+	    "{\"id\":1,\"method\":\"runs.download_file\",\"params\":{"
+	    "\"run_id\":42,\"filename\":\"r.csv\",\"fd\":true}}\n");
+	/* An older daemon: fd refused, then chunks. */
+	peer_write(peer,
+	    "{\"id\":2,\"error\":{\"code\":\"m8tesd.invalid_params\","
+	    "\"message\":\"unknown parameter \\\"fd\\\"\"}}\n"
+	    "{\"id\":3,\"seq\":1,\"event\":{\"type\":\"chunk\",\"offset\":0,"
+	    "\"data_base64\":\"aGVs\"}}\n"
+	    "{\"id\":3,\"seq\":2,\"event\":{\"type\":\"chunk\",\"offset\":3,"
+	    "\"data_base64\":\"bG8=\"}}\n"
+	    "{\"id\":3,\"result\":{\"filename\":\"r.csv\",\"size\":5}}\n");
+	d = (struct cli_dl){.conn = c, .path = path, .timeout_ms = 2000};
+	ASSERT_EQ(cli_dl_fetch(&d, params, &reply), M8C_RESULT);
+	ASSERT_EQ(d.via, CLI_DL_CHUNKS);
+	m8c_reply_done(&reply);
+	slurp_file(path, buf, sizeof(buf));
+	ASSERT_STREQ(buf, "hello");
+	/* Older still: both refused, the base64 result. */
+	peer_write(peer,
+	    "{\"id\":4,\"error\":{\"code\":\"m8tesd.invalid_params\","
+	    "\"message\":\"x\"}}\n"
+	    "{\"id\":5,\"error\":{\"code\":\"m8tesd.invalid_params\","
+	    "\"message\":\"x\"}}\n"
+	    "{\"id\":6,\"result\":{\"filename\":\"r.csv\",\"size\":3,"
+	    "\"data_base64\":\"YWJj\"}}\n");
+	d = (struct cli_dl){.conn = c, .path = path, .timeout_ms = 2000};
+	ASSERT_EQ(cli_dl_fetch(&d, params, &reply), M8C_RESULT);
+	ASSERT_EQ(d.via, CLI_DL_BASE64);
+	m8c_reply_done(&reply);
+	slurp_file(path, buf, sizeof(buf));
+	ASSERT_STREQ(buf, "abc");
+	/* A short file fails and leaves the old one and no temporary. */
+	fd = memfile("abc");
+	ASSERT_EQ(send_fd(peer, fd,
+	              "{\"id\":7,\"result\":{\"filename\":\"r.csv\","
+	              "\"size\":9,\"fd\":true}}\n"),
+	    0);
+	(void)close(fd);
+	d = (struct cli_dl){.conn = c, .path = path, .timeout_ms = 2000};
+	ASSERT_EQ(cli_dl_fetch(&d, params, &reply), -EBADMSG);
+	ASSERT_STREQ(d.err, "size mismatch: got 3 bytes, m8tesd announced 9");
+	slurp_file(path, buf, sizeof(buf));
+	ASSERT_STREQ(buf, "abc");
+	/* Other errors are the daemon's to report. */
+	peer_write(peer,
+	    "{\"id\":8,\"error\":{\"code\":\"m8tes.not_found\","
+	    "\"message\":\"File not found\",\"status\":404}}\n");
+	d = (struct cli_dl){.conn = c, .path = path, .timeout_ms = 2000};
+	ASSERT_EQ(cli_dl_fetch(&d, params, &reply), M8C_ERROR);
+	ASSERT_STREQ(reply.error.code, "m8tes.not_found");
+	m8c_reply_done(&reply);
+	/* Without -o: FILENAME here, never replaced. */
+	ASSERT_EQ(chdir(dir), 0);
+	peer_write(peer,
+	    "{\"id\":9,\"result\":{\"filename\":\"r.csv\",\"size\":1,"
+	    "\"data_base64\":\"eA==\"}}\n");
+	d = (struct cli_dl){.conn = c, .timeout_ms = 2000};
+	ASSERT_EQ(cli_dl_fetch(&d, params, &reply), M8C_RESULT);
+	m8c_reply_done(&reply);
+	ASSERT_STREQ(d.saved, "r.csv");
+	ASSERT_EQ(stat("r.csv", &st), 0);
+	ASSERT_EQ(st.st_size, 1);
+	d = (struct cli_dl){.conn = c, .timeout_ms = 2000};
+	ASSERT_EQ(cli_dl_fetch(&d, params, &reply), -EEXIST);
+	ASSERT_STREQ(d.err, "r.csv: exists; give -o PATH to replace it");
+	ASSERT_EQ(unlink("r.csv"), 0);
+	ASSERT_EQ(chdir("/"), 0);
+	/* Only out.csv is left: no temporary file anywhere. */
+	ASSERT_EQ(unlink(path), 0);
+	ASSERT_EQ(rmdir(dir), 0);
+	cJSON_Delete(params);
+	(void)close(peer);
+	m8c_close(c);
+}
+
+TEST(progress_and_sizes)
+{
+	char buf[128];
+
+	cli_dl_human(buf, sizeof(buf), 1023);
+	ASSERT_STREQ(buf, "1023 B");
+	cli_dl_human(buf, sizeof(buf), 1536);
+	ASSERT_STREQ(buf, "1.5 KiB");
+	cli_dl_human(buf, sizeof(buf), 5.0 * 1073741824);
+	ASSERT_STREQ(buf, "5.0 GiB");
+	cli_dl_progress_format(buf, sizeof(buf), "r.csv", 512, 1024, 1.0);
+	ASSERT_STREQ(buf, "r.csv   50%  512 B / 1.0 KiB  512 B/s");
+	cli_dl_progress_format(buf, sizeof(buf), "r.csv", 3 * 1048576, 0, 0);
+	ASSERT_STREQ(buf, "r.csv    ?%  3.0 MiB / ?  -");
+	cli_dl_progress_format(buf, sizeof(buf), "big", 2048, 1024, 2.0);
+	ASSERT_STREQ(buf, "big  100%  2.0 KiB / 1.0 KiB  1.0 KiB/s");
+}
+
+TEST(listen_lines)
+{
+	cJSON *ev = cJSON_Parse(
+	    "{\"type\":\"webhook\",\"seq\":12,\"webhook_id\":\"wh_1\","
+	    "\"event\":\"run.completed\",\"run_id\":42,"
+	    "\"received_at\":1738314000,\"replayed\":false,"
+	    "\"payload\":{\"a\":1}}");
+	cJSON *raw = cJSON_Parse(
+	    "{\"type\":\"webhook\",\"seq\":13,\"webhook_id\":\"wh_2\","
+	    "\"event\":null,\"run_id\":null,\"received_at\":1738314001,"
+	    "\"replayed\":true,\"payload\":null,\"body\":\"a=b\"}");
+	char out[256], *t = NULL, *body;
+	const char *type;
+	size_t len = 0;
+	FILE *f;
+
+	ASSERT_EQ(setenv("TZ", "UTC", 1), 0);
+	tzset();
+	f = open_memstream(&t, &len);
+	cli_listen_line(f, ev);
+	cli_listen_line(f, raw);
+	take(f, &t, out, sizeof(out));
+	ASSERT_STREQ(out,
+	    "2025-01-31 09:00:00  #12  run.completed  run 42\n"
+	    "2025-01-31 09:00:01  #13  -  run -  (replayed)\n");
+	ASSERT_EQ(cli_listen_body(ev, &body, &len, &type), 0);
+	ASSERT_STREQ(body, "{\"a\":1}");
+	ASSERT_EQ(len, 7);
+	ASSERT_STREQ(type, "application/json");
+	free(body);
+	ASSERT_EQ(cli_listen_body(raw, &body, &len, &type), 0);
+	ASSERT_STREQ(body, "a=b");
+	ASSERT_STREQ(type, "text/plain; charset=utf-8");
+	free(body);
+	cJSON_Delete(ev);
+	cJSON_Delete(raw);
+}
+
+/* cli_local_read_key on a pipe holding text. */
+static int
+read_key(const char *text, char *buf, size_t len)
+{
+	int p[2], r;
+
+	if (pipe(p) != 0)
+		return -EIO;
+	write_all(p[1], text, strlen(text));
+	(void)close(p[1]);
+	r = cli_local_read_key(p[0], NULL, buf, len);
+	(void)close(p[0]);
+	return r;
+}
+
+TEST(read_key)
+{
+	char key[16];
+
+	ASSERT_EQ(read_key("  m8_abc \r\nrest\n", key, sizeof(key)), 6);
+	ASSERT_STREQ(key, "m8_abc");
+	ASSERT_EQ(read_key("m8_abc", key, sizeof(key)), 6);
+	ASSERT_EQ(read_key(" \n", key, sizeof(key)), -ENODATA);
+	ASSERT_EQ(read_key("", key, sizeof(key)), -ENODATA);
+	ASSERT_EQ(read_key("m8_\x1b[2J\n", key, sizeof(key)), -EINVAL);
+	/* The buffer holds nothing after a failure. */
+	for (size_t i = 0; i < sizeof(key); i++)
+		ASSERT_EQ(key[i], 0);
+	ASSERT_EQ(read_key("0123456789abcdefXYZ\n", key, sizeof(key)),
+	    -EMSGSIZE);
+	ASSERT_EQ(key[0], 0);
+}
+
+TEST(audit_table)
+{
+	cJSON *res = cJSON_Parse(
+	    "{\"data\":[{\"time_ms\":1738314000123,\"uid\":1000,\"pid\":4242,"
+	    "\"comm\":\"m8tes\",\"method\":\"teammates.list\",\"status\":200,"
+	    "\"duration_ms\":35},{\"time\":1738314060,\"uid\":0,\"pid\":7,"
+	    "\"comm\":\"python3\",\"method\":\"runs.create\",\"status\":429,"
+	    "\"duration_ms\":1200}]}");
+	cJSON *none = cJSON_Parse("{\"data\":[]}");
+	char out[512], *t = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	ASSERT_EQ(setenv("TZ", "UTC", 1), 0);
+	tzset();
+	f = open_memstream(&t, &len);
+	cli_local_audit_table(f, res);
+	cli_local_audit_table(f, none);
+	take(f, &t, out, sizeof(out));
+	ASSERT_STREQ(out,
+	    "TIME                 UID   PID   COMM     METHOD          STATUS"
+	    "  DURATION\n"
+	    "2025-01-31 09:00:00  1000  4242  m8tes    teammates.list  200   "
+	    "     35 ms\n"
+	    "2025-01-31 09:01:00  0     7     python3  runs.create     429   "
+	    "   1200 ms\n"
+	    "(none)\n");
+	cJSON_Delete(res);
+	cJSON_Delete(none);
 }
 
 int
@@ -1110,5 +2435,23 @@ main(void)
 	RUN(object_and_error_output);
 	RUN(event_printer);
 	RUN(base64);
+	RUN(cmd_find);
+	RUN(cmd_runs_and_mates);
+	RUN(cmd_webhooks_and_local);
+	RUN(since_parse);
+	RUN(http_url_and_request);
+	RUN(http_status_parse);
+	RUN(http_post_local);
+	RUN(run_printer);
+	RUN(run_printer_hints);
+	RUN(hitl_prompts);
+	RUN(chat_state);
+	RUN(run_stream_answers_hitl);
+	RUN(run_stream_resumes_after_lag);
+	RUN(download_fd_and_fallbacks);
+	RUN(progress_and_sizes);
+	RUN(listen_lines);
+	RUN(read_key);
+	RUN(audit_table);
 	return t_done();
 }

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Durability of the webhook inbox (ANCHORS rows 31, 35): a repeated
+# Webhook-Id is answered 2xx with duplicate:true and delivered once; a
+# kill -9 in the middle of a burst from concurrent senders loses no
+# delivery that was answered 2xx, stores none twice, and a durable
+# consumer resumes after its last acknowledged seq.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_webhooks.sh"
+
+S=whsec_durable_secret_000000001
+BODY='{"event":"run.completed","run_id":7}'
+start_mock
+wh_config "webhook_secret = $S"
+wh_start
+
+# ---- duplicates -------------------------------------------------------------
+live=$T/live.out
+wh_listen "$live" '{}' 60
+lpid=$WH_LPID
+sleep 0.3
+r1=$(wh_send "$S" msg_dup_1 "$BODY")
+r2=$(wh_send "$S" msg_dup_1 "$BODY")
+r3=$(wh_send "$S" msg_dup_1 '{"event":"run.failed","run_id":8}')
+weq "first delivery: 200" "${r1%% *}" 200
+weq "repeated Webhook-Id: 200" "${r2%% *}" 200
+weq "repeated Webhook-Id, other body and timestamp: 200" "${r3%% *}" 200
+jqt "first: duplicate false" "${r1#* }" '.duplicate == false'
+jqt "repeat: duplicate true, same seq" "${r2#* }" \
+    ".duplicate == true and .seq == $(printf '%s' "${r1#* }" | jq .seq)"
+jqt "repeat with another body: duplicate true" "${r3#* }" '.duplicate == true'
+out=$(wh_deliver "{\"secret\":\"$S\",\"webhook_id\":\"msg_dup_2\",\"count\":5}")
+weq "mock driver, same id 5 times: 5 x 200" "$(wh_status "$out")" \
+    "200 200 200 200 200"
+sleep 0.5
+kill "$lpid" 2>/dev/null
+wait "$lpid" 2>/dev/null
+weq "live listener got msg_dup_1 once" \
+    "$(grep -c '"webhook_id":"msg_dup_1"' "$live")" 1
+weq "live listener got msg_dup_2 once" \
+    "$(grep -c '"webhook_id":"msg_dup_2"' "$live")" 1
+evs=$(wh_events '{"after_seq":0}' 2)
+weq "inbox holds msg_dup_1 once" \
+    "$(printf '%s\n' "$evs" | jq -r .webhook_id | grep -c '^msg_dup_1$')" 1
+jqt "the first body is the one kept" \
+    "$(printf '%s\n' "$evs" | jq -c 'select(.webhook_id == "msg_dup_1")')" \
+    '.event == "run.completed" and .run_id == 7'
+
+# ---- kill -9 in the middle of a burst -----------------------------------------
+SENDERS=8
+PER=100
+clog=$T/consumer1.log
+: >"$clog"
+wh_consumer dur "$clog"
+sleep 0.3
+for k in $(seq 1 "$SENDERS"); do
+	curl -s -m 120 -X POST "$MOCK/__mock/deliver" -d "$(jq -cn \
+	    --arg u "$WH_URL" --arg s "$S" --arg id "burst$k" --argjson n "$PER" \
+	    '{url:$u, secret:$s, webhook_id:$id, count:$n, distinct:true,
+	      timeout_ms:3000}')" >"$T/burst$k.json" &
+	eval "bpid$k=$!"
+done
+# Kill once the consumer has seen 150 events (or after 2 s at most).
+wait_for 2 sh -c "[ \$(grep -c '^ev ' '$clog') -ge 150 ]"
+wh_kill9
+for k in $(seq 1 "$SENDERS"); do
+	eval "wait \$bpid$k"
+done
+wait "$WH_CPID" 2>/dev/null
+
+# The ids that got a 2xx: burstK for the first, burstK_N after.
+: >"$T/ok.ids"
+: >"$T/all.status"
+for k in $(seq 1 "$SENDERS"); do
+	jq -r --arg p "burst$k" '.statuses | to_entries[] |
+	    "\(.value) \(if .key == 0 then $p else "\($p)_\(.key)" end)"' \
+	    "$T/burst$k.json" >>"$T/all.status"
+done
+awk '$1 >= 200 && $1 < 300 { print $2 }' "$T/all.status" | sort >"$T/ok.ids"
+nok=$(wc -l <"$T/ok.ids")
+nfail=$(awk '$1 == 0' "$T/all.status" | wc -l)
+echo "burst: $nok answered 2xx, $nfail unanswered (daemon killed), of $((SENDERS * PER))"
+check "the kill came in the middle of the burst" \
+    test "$nok" -gt 0 -a "$nfail" -gt 0
+weq "no answer other than 2xx or none (no 503 from the store)" \
+    "$(awk '$1 != 0 && ($1 < 200 || $1 >= 300)' "$T/all.status" | wc -l)" 0
+weq "consumer session 1: no error replies" "$(grep -c '^err ' "$clog")" 0
+
+wh_start
+dump=$(wh_events '{"after_seq":0}' "$((nok + 2))" 10)
+printf '%s\n' "$dump" | jq -r .webhook_id | sort >"$T/stored.ids"
+printf '%s\n' "$dump" | jq -r .seq >"$T/stored.seqs"
+weq "every delivery answered 2xx is in the inbox after the restart" \
+    "$(comm -23 "$T/ok.ids" "$T/stored.ids" | wc -l)" 0
+weq "no webhook id stored twice" "$(uniq -d "$T/stored.ids" | wc -l)" 0
+weq "no seq listed twice" "$(sort -n "$T/stored.seqs" | uniq -d | wc -l)" 0
+last=$(sort -n "$T/stored.seqs" | tail -n 1)
+echo "inbox: $(wc -l <"$T/stored.ids") stored, last seq $last"
+
+# The durable consumer comes back: it resumes after its last confirmed ack.
+confirmed=$(wh_lines "$clog" ack | sort -n | tail -n 1)
+confirmed=${confirmed:-0}
+first1=$(wh_lines "$clog" ev | sort -n | head -n 1)
+clog2=$T/consumer2.log
+: >"$clog2"
+wh_consumer dur "$clog2"
+wait_for 10 sh -c "grep -q '^ev $last ' '$clog2' || [ $confirmed -ge $last ]"
+sleep 0.3
+wh_consumer_stop
+echo "consumer: session 1 had $(grep -c '^ev ' "$clog") events, last confirmed ack $confirmed; session 2 had $(grep -c '^ev ' "$clog2")"
+weq "session 2 replays nothing at or before the confirmed ack" \
+    "$(wh_lines "$clog2" ev | awk -v c="$confirmed" '$1 <= c' | wc -l)" 0
+min2=$(wh_lines "$clog2" ev | sort -n | head -n 1)
+max1=$(wh_lines "$clog" ev | sort -n | tail -n 1)
+if [ "$confirmed" -lt "$last" ]; then
+	# The daemon may have recorded an ack whose answer the kill lost.
+	check "session 2 resumes after the last ack ($confirmed < $min2 <= $((max1 + 1)))" \
+	    test "${min2:-0}" -gt "$confirmed" -a "${min2:-0}" -le "$((max1 + 1))"
+fi
+both=$(comm -12 <(wh_lines "$clog" ev | sort -u) <(wh_lines "$clog2" ev | sort -u) | wc -l)
+echo "consumer: $both events seen in both sessions (received, ack not confirmed before the kill)"
+weq "no event delivered twice within one session" \
+    "$( (wh_lines "$clog" ev | sort | uniq -d; wh_lines "$clog2" ev | sort | uniq -d) | wc -l)" 0
+weq "the consumer missed nothing stored after it started" \
+    "$(comm -23 <(awk -v f="${first1:-1}" '$1 >= f' "$T/stored.seqs" | sort -u) \
+        <( (wh_lines "$clog" ev; wh_lines "$clog2" ev) | sort -u) | wc -l)" 0
+weq "consumer session 2: no error replies" "$(grep -c '^err ' "$clog2")" 0
+
+# The restarted receiver takes the senders' retries as duplicates.
+retry=$(head -n 1 "$T/ok.ids")
+r=$(wh_send "$S" "$retry" "$BODY")
+jqt "a retried delivery after the restart: 200 duplicate" "${r#* }" \
+    '.duplicate == true'
+
+wh_finish
