@@ -797,9 +797,14 @@ reads_invalidate(struct dispatch *d, const char *path, const cJSON *params)
 void
 reads_call_done(struct call *call)
 {
-	if (call->fetch != NULL) {
-		TAILQ_REMOVE(&call->fetch->waiters, call, fetch_link);
+	struct fetch *f = call->fetch;
+
+	if (f != NULL) {
+		TAILQ_REMOVE(&f->waiters, call, fetch_link);
 		call->fetch = NULL;
+		/* The last waiter gone (cancelled, disconnected): drop it. */
+		if (TAILQ_EMPTY(&f->waiters))
+			fetch_free(f);
 	}
 	if (call->pager != NULL) {
 		pager_free(call->pager, call->d->loop);

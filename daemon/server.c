@@ -545,7 +545,16 @@ conn_event_cb(struct loop *loop, int fd, unsigned ev, void *arg)
 	(void)fd;
 	if (ev & LOOP_WRITE)
 		conn_write(c);
-	if (!c->closing && (ev & (LOOP_READ | LOOP_ERROR)))
+	if (!c->closing && (ev & LOOP_ERROR)) {
+		/*
+		 * EPOLLHUP or EPOLLERR: the peer is gone both ways (a half
+		 * close is only EPOLLRDHUP), so nobody can read an answer.
+		 * Its calls go with it; level-triggered, waiting would spin.
+		 */
+		server_close(c);
+		return;
+	}
+	if (!c->closing && (ev & LOOP_READ))
 		conn_read(c);
 }
 

@@ -229,11 +229,16 @@ eq "runs.reply_and_wait: Idempotency-Key on the POST only" \
 rk=$(printf '%s' "$reqs" | jq -r '.[0].headers["idempotency-key"]')
 check "runs.reply_and_wait: its own key" test -n "$rk" -a "$rk" != "$caw_key"
 
-# A waited-for run that fails is an error (PROTOCOL.md: m8tes.run_failed).
+# A waited-for run that fails is its result, as in the SDK; with
+# raise_on_error it is an error (PROTOCOL.md: m8tes.run_failed).
 mock_clear
 out=$(call runs.create_and_wait '{"message":"[fail] Doomed","poll_interval":0.1}')
-jqt "runs.create_and_wait on a failing run: m8tes.run_failed" "$out" \
-    '.error.code == "m8tes.run_failed"'
+jqt "runs.create_and_wait on a failing run: the failed run" "$out" \
+    '.result.status == "failed" and .result.error_code == "sdk_error"'
+out=$(call runs.create_and_wait \
+    '{"message":"[fail] Doomed","poll_interval":0.1,"raise_on_error":true}')
+jqt "runs.create_and_wait raise_on_error: m8tes.run_failed" "$out" \
+    '.error.code == "m8tes.run_failed" and .error.retryable == false'
 
 check_daemon_end
 finish

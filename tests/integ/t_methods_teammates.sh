@@ -102,9 +102,10 @@ wire "teammates.list (include_archived true)" GET /agents/ \
 jqt "teammates.list (include_archived): the archived one" "$OUT" \
     '[.data[] | [.id, .status]] == [[2, "archived"]]'
 
-# The SDK never sends limit when it equals the default (20).
+# The SDK never sends limit when it equals the default (20). (The same
+# list was read above: bypass the cache to see the wire request.)
 rpc_ok "teammates.list (limit 20)" teammates.list \
-    '{"limit":20,"user_id":"u1"}'
+    '{"limit":20,"user_id":"u1","cache":"bypass"}'
 wire "teammates.list (limit 20 = default, omitted)" GET /agents/ \
     "user_id=u1" ""
 

@@ -236,12 +236,12 @@ def readline(s):
 socks = []
 for i in range(n):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)  # blocking: waits while the backlog is full
     s.settimeout(20)
-    s.connect(path)
     socks.append(s)
 ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-ctl.settimeout(20)
 ctl.connect(path)
+ctl.settimeout(20)
 ctl.sendall(b'{"id":0,"method":"daemon.stats"}\n')
 opened = json.loads(readline(ctl))["result"]["connections"]["open"]
 for i, s in enumerate(socks):
@@ -282,13 +282,13 @@ path, n = sys.argv[1], int(sys.argv[2])
 socks = []
 for i in range(n):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)  # blocking: waits while the backlog is full
     s.settimeout(20)
-    s.connect(path)
     socks.append(s)
 time.sleep(0.5)
 extra = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-extra.settimeout(20)
 extra.connect(path)
+extra.settimeout(20)
 buf = b""
 while True:
     c = extra.recv(65536)
@@ -375,7 +375,8 @@ jqt "upstream down: m8tesd.upstream_unreachable, retryable" "$(cat "$T/down.out"
      and (.error.message | length > 0)'
 check "upstream down: retried with backoff 1 s + 2 s ($took ms)" \
     test "$took" -ge 2900 -a "$took" -lt 6000
-"$BIN/m8tes" --socket "$SOCK" --json call settings.get >/dev/null 2>&1 &
+"$BIN/m8tes" --socket "$SOCK" --json call settings.get cache=bypass \
+    >/dev/null 2>&1 &
 cli=$!
 sleep 0.3
 lt "upstream down: another ping while the CLI waits (ms)" "$(ping_ms)" 200
