@@ -91,16 +91,28 @@ stop_daemon() {
 	DAEMON_PID=
 }
 
-# raw LINE...: sends lines on one connection, prints every reply line.
+# raw LINE...: sends lines on one connection, prints every reply line
+# (and appends them to $T/replies.log); the exit status is socat's.
 raw() {
-	printf '%s\n' "$@" | socat -t "${RAW_WAIT:-10}" - UNIX-CONNECT:"$SOCK"
+	printf '%s\n' "$@" | socat -t "${RAW_WAIT:-10}" - UNIX-CONNECT:"$SOCK" |
+	    tee -a "$T/replies.log"
+	return "${PIPESTATUS[1]}"
 }
 
 # rpc METHOD [PARAMS_JSON]: one call through the real client; prints the
-# result (or error) JSON line, and the exit status is the client's.
+# result (or error) JSON line, and the exit status is the client's. Its
+# output and error output are also appended to $T/replies.log.
 rpc() {
-	local method=$1 params=${2:-'{}'}
-	"$BIN/m8tes" --socket "$SOCK" --json call "$method" "$params"
+	local method=$1 params=${2:-'{}'} out rc err
+	err=$(mktemp "$T/rpc.err.XXXXXX")
+	out=$("$BIN/m8tes" --socket "$SOCK" --json call "$method" "$params" \
+	    2>"$err")
+	rc=$?
+	[ -z "$out" ] || printf '%s\n' "$out" | tee -a "$T/replies.log"
+	cat "$err" >>"$T/replies.log"
+	cat "$err" >&2
+	rm -f "$err"
+	return "$rc"
 }
 
 # Mock inspection.
@@ -203,6 +215,26 @@ check_daemon_end() {
 		not_ok "no sanitizer report in the daemon log"
 		grep -m 20 -E -A 12 'runtime error|AddressSanitizer|LeakSanitizer' \
 		    "$T/daemon.log" | head -n 60
+	fi
+	check_no_key
+}
+
+# check_no_key: neither $KEY nor any key in TEST_KEYS (blank-separated:
+# the other keys a test used) is in the daemon's log or in a reply that
+# call, rpc or raw printed ($T/replies.log).
+TEST_KEYS=${TEST_KEYS-}
+check_no_key() {
+	local k h hits=
+	for k in "$KEY" $TEST_KEYS; do
+		h=$(grep -nF -- "$k" "$T/daemon.log" "$T/replies.log" \
+		    2>/dev/null | cut -c 1-200)
+		[ -z "$h" ] || hits="$hits$h"$'\n'
+	done
+	if [ -z "$hits" ]; then
+		ok "no API key in the daemon log or in any reply"
+	else
+		not_ok "no API key in the daemon log or in any reply"
+		printf '%s\n' "$hits" | head -n 10
 	fi
 }
 
