@@ -80,6 +80,9 @@ usage(FILE *f)
 	    "  --poll-interval S      default runs.poll interval (default 2)\n"
 	    "  --retry-backoff S      first retry wait (default 0.5, then x2)\n"
 	    "  --max-retry-after S    longest Retry-After waited (default 60)\n"
+	    "  --cache-max-bytes N    cap of cached pages and objects (64M)\n"
+	    "  --cache-max-file-bytes N  cap of cached downloads (1G)\n"
+	    "  --cache-ttl LIST       TTLs per resource, e.g. \"agents=60 runs=5\"\n"
 	    "  --foreground           accepted; m8tesd never forks\n"
 	    "  -h, --help             this help\n"
 	    "  -V, --version          version\n"
@@ -107,6 +110,9 @@ parse_args(int argc, char **argv, struct options *o)
 	    {"poll-interval", required_argument, NULL, 'p'},
 	    {"retry-backoff", required_argument, NULL, 'r'},
 	    {"max-retry-after", required_argument, NULL, 'R'},
+	    {"cache-max-bytes", required_argument, NULL, 'B'},
+	    {"cache-max-file-bytes", required_argument, NULL, 'F'},
+	    {"cache-ttl", required_argument, NULL, 'T'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -199,6 +205,8 @@ struct daemon {
 	struct sig_key *key;
 	const char *key_source;
 	int64_t hooked_seq; /* inbox seq the hooks last saw */
+	const char *sock_path; /* bound here (not inherited): removed at exit */
+	struct stat sock_st;
 	struct loop_timer *watchdog;
 	uint64_t watchdog_ms;
 };
@@ -483,6 +491,9 @@ reload(void *arg, char *err, size_t errlen)
 	restart = changed &
 	    (CONFIG_BIT(CONFIG_SOCKET) | CONFIG_BIT(CONFIG_STATE_DIR) |
 		CONFIG_BIT(CONFIG_CACHE_DIR) | CONFIG_BIT(CONFIG_WEBHOOK_LISTEN) |
+		CONFIG_BIT(CONFIG_CACHE_MAX_BYTES) |
+		CONFIG_BIT(CONFIG_CACHE_MAX_FILE_BYTES) |
+		CONFIG_BIT(CONFIG_CACHE_TTL) |
 		CONFIG_BIT(CONFIG_SOCKET_MODE) |
 		CONFIG_BIT(CONFIG_SOCKET_GROUP) |
 		CONFIG_BIT(CONFIG_WEBHOOK_TLS_CERT) |
@@ -640,6 +651,40 @@ default_cache_dir(char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * Opens the cache with the configured caps and TTLs. The cache is
+ * disposable: without one (no directory, or it cannot be opened), calls
+ * still work, uncached.
+ */
+static void
+open_cache(struct daemon *dm)
+{
+	struct config_ttl ttls[CONFIG_MAX_TTLS];
+	struct cache_ttl cttls[CONFIG_MAX_TTLS];
+	char cachebuf[PATH_MAX];
+	const char *dir = dm->cfg.cache_dir != NULL
+	    ? dm->cfg.cache_dir
+	    : default_cache_dir(cachebuf, sizeof(cachebuf));
+	struct cache_config ccfg = {
+	    .dir = dir,
+	    .max_entry_bytes = dm->cfg.cache_max_bytes,
+	    .max_blob_bytes = dm->cfg.cache_max_file_bytes,
+	    .ttls = cttls,
+	};
+	int n = 0, r;
+
+	/* The configuration module checked the value already. */
+	if (dm->cfg.cache_ttl != NULL)
+		n = config_parse_ttls(dm->cfg.cache_ttl, ttls, CONFIG_MAX_TTLS);
+	for (int i = 0; i < n; i++)
+		cttls[i] = (struct cache_ttl){.resource = ttls[i].resource,
+		    .ttl_ms = ttls[i].ttl_ms};
+	ccfg.nttls = n > 0 ? (size_t)n : 0;
+	if (dir != NULL && (r = cache_open(&ccfg, &dm->cache)) < 0)
+		log_warnc(r, "no cache in %s", dir);
+	dispatch_set_cache(dm->d, dm->cache);
+}
+
 /* A received run.completed or run.failed outdates the cached runs. */
 static void
 webhook_commit_cb(void *arg, const struct store_webhook *wh)
@@ -649,6 +694,17 @@ webhook_commit_cb(void *arg, const struct store_webhook *wh)
 	if (dm->cache != NULL && wh->event_type != NULL &&
 	    strncmp(wh->event_type, "run.", 4) == 0)
 		(void)cache_invalidate(dm->cache, "runs", NULL);
+}
+
+/* Our socket file, unless another daemon has bound the path since. */
+static void
+remove_socket(const struct daemon *dm)
+{
+	struct stat st;
+
+	if (dm->sock_path != NULL && lstat(dm->sock_path, &st) == 0 &&
+	    st.st_dev == dm->sock_st.st_dev && st.st_ino == dm->sock_st.st_ino)
+		(void)unlink(dm->sock_path);
 }
 
 /* The control socket: inherited from systemd, or bound here. */
@@ -669,8 +725,14 @@ open_socket(struct daemon *dm, const char **ret_name)
 	if ((r = make_parent(path)) < 0)
 		return log_warnc(r, "cannot create the directory of %s", path);
 	fd = server_listen_unix(path, (mode_t)dm->cfg.socket_mode);
+	if (fd == -EADDRINUSE) {
+		log_error("%s: another daemon is listening there", path);
+		return fd;
+	}
 	if (fd < 0)
 		return log_warnc(fd, "cannot listen on %s", path);
+	if (stat(path, &dm->sock_st) == 0)
+		dm->sock_path = path;
 	if (dm->cfg.socket_group != NULL) {
 		struct group *g = getgrnam(dm->cfg.socket_group);
 		char *end;
@@ -774,18 +836,7 @@ main(int argc, char **argv)
 		log_error("webhook_listen needs a state directory");
 		goto out;
 	}
-	{
-		char cachebuf[PATH_MAX];
-		const char *dir = dm.cfg.cache_dir != NULL ?
-		    dm.cfg.cache_dir :
-		    default_cache_dir(cachebuf, sizeof(cachebuf));
-		struct cache_config ccfg = {.dir = dir};
-
-		/* The cache is disposable: without one, calls still work. */
-		if (dir != NULL && (r = cache_open(&ccfg, &dm.cache)) < 0)
-			log_warnc(r, "no cache in %s", dir);
-		dispatch_set_cache(dm.d, dm.cache);
-	}
+	open_cache(&dm);
 	if (dm.inbox != NULL)
 		inbox_set_commit_cb(dm.inbox, webhook_commit_cb, &dm);
 	dispatch_set_webhooks(dm.d, dm.store, dm.inbox, dm.webhook);
@@ -828,6 +879,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	server_flush(dm.srv);
+	remove_socket(&dm);
 	status = 0;
 	log_info("stopped");
 out:

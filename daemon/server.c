@@ -78,12 +78,28 @@ server_listen_unix(const char *path, mode_t mode)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return -errno;
-	/* A socket file left by a previous run; never remove anything else. */
+	/*
+	 * A socket file left by a previous run is replaced; one that still
+	 * answers belongs to a running daemon and is left alone. Nothing
+	 * but a socket is ever removed.
+	 */
 	{
 		struct stat st;
 
-		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+			int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+			    0);
+
+			if (probe != -1 && connect(probe,
+			    (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+				(void)close(probe);
+				(void)close(fd);
+				return -EADDRINUSE;
+			}
+			if (probe != -1)
+				(void)close(probe);
 			(void)unlink(path);
+		}
 	}
 	old = umask(~mode & 0777);
 	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
