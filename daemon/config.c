@@ -63,6 +63,11 @@ const struct config_keydef config_keys[CONFIG_NKEYS] = {
         OFF(audit_retention_days), 0, 36500},
     [CONFIG_DEFAULT_DENY] = {"default_deny", CONFIG_V_BOOL, OFF(default_deny),
         0, 0},
+    [CONFIG_CACHE_MAX_BYTES] = {"cache_max_bytes", CONFIG_V_SIZE,
+        OFF(cache_max_bytes), 65536, 1024.0 * 1024 * 1024 * 1024},
+    [CONFIG_CACHE_MAX_FILE_BYTES] = {"cache_max_file_bytes", CONFIG_V_SIZE,
+        OFF(cache_max_file_bytes), 65536, 1024.0 * 1024 * 1024 * 1024},
+    [CONFIG_CACHE_TTL] = {"cache_ttl", CONFIG_V_TTLS, OFF(cache_ttl), 0, 0},
     [CONFIG_PEERS] = {"peer", CONFIG_V_PEERS, OFF(peers), 0, 0},
     [CONFIG_HOOKS] = {"hook", CONFIG_V_HOOKS, OFF(hooks), 0, 0},
 };
@@ -408,6 +413,7 @@ key_free(struct config *c, enum config_key k)
 	case CONFIG_V_URL:
 	case CONFIG_V_LISTEN:
 	case CONFIG_V_GROUP:
+	case CONFIG_V_TTLS:
 		s = config_field(c, k);
 		free(*s);
 		*s = NULL;
@@ -435,6 +441,7 @@ key_copy(struct config *dst, const struct config *src, enum config_key k)
 	case CONFIG_V_URL:
 	case CONFIG_V_LISTEN:
 	case CONFIG_V_GROUP:
+	case CONFIG_V_TTLS:
 		return dup_or_null(*(char *const *)cfield(src, k),
 		    (char **)config_field(dst, k));
 	case CONFIG_V_LEVEL:
@@ -476,6 +483,7 @@ key_eq(const struct config *a, const struct config *b, enum config_key k)
 	case CONFIG_V_URL:
 	case CONFIG_V_LISTEN:
 	case CONFIG_V_GROUP:
+	case CONFIG_V_TTLS:
 		return str_eq(*(char *const *)cfield(a, k),
 		    *(char *const *)cfield(b, k));
 	case CONFIG_V_LEVEL:

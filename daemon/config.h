@@ -41,6 +41,9 @@
 #define CONFIG_MAX_NAME 256        /* tenant, user and group names */
 #define CONFIG_MAX_SECTION_NAME 64 /* NAME of [peer NAME], [hook NAME] */
 #define CONFIG_MAX_HOOKS HOOKS_MAX /* [hook] sections */
+#define CONFIG_MAX_TTLS 32         /* RESOURCE=SECONDS pairs of cache_ttl */
+#define CONFIG_MAX_TTL_NAME 32     /* bytes of a resource name, + NUL */
+#define CONFIG_MAX_TTL_S 604800    /* longest cache TTL: a week */
 
 /* Defaults: the same as m8tesd's built-in ones. */
 #define CONFIG_DEF_UPSTREAM_TIMEOUT 300.0 /* seconds */
@@ -85,6 +88,9 @@ enum config_key {
 	CONFIG_WEBHOOK_TLS_KEY,
 	CONFIG_AUDIT_RETENTION_DAYS,
 	CONFIG_DEFAULT_DENY,
+	CONFIG_CACHE_MAX_BYTES,
+	CONFIG_CACHE_MAX_FILE_BYTES,
+	CONFIG_CACHE_TTL,
 	CONFIG_PEERS,
 	CONFIG_HOOKS,
 	CONFIG_NKEYS
@@ -151,11 +157,29 @@ struct config {
 	char *webhook_tls_key;
 	unsigned audit_retention_days; /* 0 = keep for ever */
 	bool default_deny; /* refuse peers no [peer] section matches */
+	size_t cache_max_bytes;      /* pages and objects; 0 = built-in */
+	size_t cache_max_file_bytes; /* downloaded files; 0 = built-in */
+	char *cache_ttl;             /* "agents=60 runs=5", see below */
 	struct config_peer *peers;
 	size_t npeers;
 	struct hook_def *hooks; /* [hook NAME] sections, in file order; */
 	size_t nhooks;          /* their strings are owned */
 };
+
+/* One pair of cache_ttl: a resource's TTL. */
+struct config_ttl {
+	char resource[CONFIG_MAX_TTL_NAME]; /* a-z, 0-9 and _ */
+	unsigned ttl_ms;                    /* 0: stale at once */
+};
+
+/*
+ * Parses a cache_ttl value: RESOURCE=SECONDS pairs separated by blanks or
+ * commas ("agents=60, runs=2.5"), seconds from 0 to CONFIG_MAX_TTL_S.
+ * Returns the number of pairs written to v (at most max; a later pair for
+ * the same resource replaces an earlier one), -EINVAL for a bad value or
+ * -E2BIG for more than max resources.
+ */
+int config_parse_ttls(const char *spec, struct config_ttl *v, size_t max);
 
 /* Sets every field to its default; nothing is set. Cannot fail. */
 void config_init(struct config *c);

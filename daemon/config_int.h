@@ -20,6 +20,7 @@ enum config_vtype {
 	CONFIG_V_URL,      /* char *: http:// or https:// */
 	CONFIG_V_LISTEN,   /* char *: ADDRESS:PORT */
 	CONFIG_V_GROUP,    /* char *: a group name or number */
+	CONFIG_V_TTLS,     /* char *: RESOURCE=SECONDS pairs */
 	CONFIG_V_LEVEL,    /* enum log_level */
 	CONFIG_V_SECONDS,  /* double, decimal seconds */
 	CONFIG_V_UINT,     /* unsigned */

@@ -125,6 +125,7 @@ static int bad_value(struct pstate *ps, const char *shown, const char *v,
 static int
 parse_size(const char *v, unsigned long long hi, unsigned long long *ret);
 static int parse_mode(const char *v, unsigned *ret);
+static int parse_ttl_pair(const char *p, size_t n, struct config_ttl *ret);
 static const char *check_text(enum config_vtype t, const char *v);
 static int set_number(struct pstate *ps, struct config *c, enum config_key k,
     const char *shown, const char *v);
@@ -447,6 +448,7 @@ parse_mode(const char *v, unsigned *ret)
 static const char *
 check_text(enum config_vtype t, const char *v)
 {
+	struct config_ttl ttls[CONFIG_MAX_TTLS];
 	const char *colon = strrchr(v, ':');
 	unsigned long long port;
 
@@ -470,6 +472,11 @@ check_text(enum config_vtype t, const char *v)
 		    parse_uint(colon + 1, 65535, &port) < 0)
 			return "want ADDRESS:PORT (port 0 to 65535)";
 		return NULL;
+	case CONFIG_V_TTLS:
+		return config_parse_ttls(v, ttls, CONFIG_MAX_TTLS) >= 0
+		    ? NULL
+		    : "want at most 32 RESOURCE=SECONDS pairs, such as "
+		      "\"agents=60 runs=5\"";
 	case CONFIG_V_GROUP:
 	default:
 		return valid_name(v) ? NULL : "want a group name or number";
@@ -567,6 +574,7 @@ set_value(struct pstate *ps, struct config *c, enum config_key k,
 	case CONFIG_V_URL:
 	case CONFIG_V_LISTEN:
 	case CONFIG_V_GROUP:
+	case CONFIG_V_TTLS:
 		break;
 	default:
 		if (has_ctl(v, false))
@@ -1300,4 +1308,56 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 		return r;
 	c->set |= CONFIG_BIT(k);
 	return 0;
+}
+
+/* One RESOURCE=SECONDS pair of n bytes at p into *ret. */
+static int
+parse_ttl_pair(const char *p, size_t n, struct config_ttl *ret)
+{
+	const char *eq = memchr(p, '=', n);
+	char num[40];
+	size_t name_len;
+	double d;
+
+	if (eq == NULL)
+		return -EINVAL;
+	name_len = (size_t)(eq - p);
+	if (name_len == 0 || name_len >= sizeof(ret->resource) ||
+	    strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_") < name_len ||
+	    n - name_len - 1 >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, eq + 1, n - name_len - 1);
+	num[n - name_len - 1] = '\0';
+	if (parse_decimal(num, &d) < 0 || d > CONFIG_MAX_TTL_S)
+		return -EINVAL;
+	memcpy(ret->resource, p, name_len);
+	ret->resource[name_len] = '\0';
+	ret->ttl_ms = (unsigned)(d * 1000 + 0.5);
+	return 0;
+}
+
+int
+config_parse_ttls(const char *spec, struct config_ttl *v, size_t max)
+{
+	static const char seps[] = " \t,";
+	struct config_ttl t;
+	size_t n = 0, len, i;
+
+	for (;;) {
+		spec += strspn(spec, seps);
+		if (*spec == '\0')
+			break;
+		len = strcspn(spec, seps);
+		if (parse_ttl_pair(spec, len, &t) < 0)
+			return -EINVAL;
+		spec += len;
+		for (i = 0; i < n; i++)
+			if (strcmp(v[i].resource, t.resource) == 0)
+				break;
+		if (i == max)
+			return -E2BIG;
+		v[i] = t;
+		n += i == n;
+	}
+	return n == 0 ? -EINVAL : (int)n;
 }
