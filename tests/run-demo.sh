@@ -16,16 +16,22 @@ cache=${M8TES_CACHE_DIR:-$run/m8tes/cache}
 mock_pid=
 
 stop() {
-	[ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null
+	if [ -n "$mock_pid" ]; then
+		kill "$mock_pid" 2>/dev/null || true # gone already on Ctrl-C
+	fi
 	wait 2>/dev/null || true
 }
-trap stop EXIT INT TERM
+trap stop EXIT
+# Ctrl-C reaches every process of the group: m8tesd stops cleanly on it and
+# its exit status is ours; the shell itself just goes on to clean up.
+trap : INT TERM
 
 if [ -n "${M8TES_API_KEY:-}" ]; then
 	base=${M8TES_BASE_URL:-https://api.m8tes.ai/api/v2}
 	echo "m8tesd: using the real API at $base"
 else
 	demo_key=m8_demo_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+	rm -f "$run/m8tes/mock.port"
 	"$bin/m8tes-mockd" --listen 127.0.0.1:0 --api-key "$demo_key" \
 	    --port-file "$run/m8tes/mock.port" 2>"$run/m8tes/mock.log" &
 	mock_pid=$!
@@ -52,4 +58,4 @@ cat <<MSG
 
 MSG
 "$bin/m8tesd" --socket "$sock" --base-url "$base" --state-dir "$state" \
-    --cache-dir "$cache"
+    --cache-dir "$cache" || exit
