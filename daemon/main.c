@@ -379,6 +379,8 @@ load_webhook_secrets(struct daemon *dm)
 	char path[PATH_MAX], buf[1024];
 	ssize_t n;
 
+	/* A reload replaces the whole set. */
+	webhook_clear_secrets(dm->webhook);
 	for (size_t i = 0; i < dm->cfg.nwebhook_secrets; i++)
 		(void)webhook_add_secret(dm->webhook, dm->cfg.webhook_secrets[i],
 		    strlen(dm->cfg.webhook_secrets[i]), 0);

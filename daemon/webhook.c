@@ -660,8 +660,7 @@ webhook_free(struct webhook *w)
 		MHD_stop_daemon(w->mhd);
 	if (w->efd != -1)
 		(void)close(w->efd);
-	for (size_t i = 0; i < w->nsecrets; i++)
-		sig_secret_free(w->secrets[i]);
+	webhook_clear_secrets(w);
 	free(w->tls_cert);
 	if (w->tls_key != NULL) {
 		explicit_bzero(w->tls_key, strlen(w->tls_key));
@@ -685,8 +684,9 @@ webhook_add_secret(struct webhook *w, const char *secret, size_t len,
 {
 	struct sig_secret *s;
 	size_t slot = w->nsecrets;
+	bool full = slot == WEBHOOK_MAX_SECRETS;
 
-	if (slot == WEBHOOK_MAX_SECRETS) {
+	if (full) {
 		/* Replace the one that expires first (or the oldest). */
 		slot = 0;
 		for (size_t i = 1; i < w->nsecrets; i++)
@@ -699,13 +699,24 @@ webhook_add_secret(struct webhook *w, const char *secret, size_t len,
 	if (s == NULL)
 		return -ENOMEM;
 	sig_secret_set_not_after(s, not_after);
-	if (slot < w->nsecrets)
+	if (full)
 		sig_secret_free(w->secrets[slot]);
 	else
 		w->nsecrets++;
 	w->secrets[slot] = s;
 	w->not_after[slot] = not_after;
-	return slot == WEBHOOK_MAX_SECRETS ? -ENOSPC : 0;
+	return full ? -ENOSPC : 0;
+}
+
+void
+webhook_clear_secrets(struct webhook *w)
+{
+	for (size_t i = 0; i < w->nsecrets; i++) {
+		sig_secret_free(w->secrets[i]);
+		w->secrets[i] = NULL;
+		w->not_after[i] = 0;
+	}
+	w->nsecrets = 0;
 }
 
 size_t

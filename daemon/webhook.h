@@ -51,6 +51,11 @@ unsigned webhook_port(const struct webhook *w);
  */
 int webhook_add_secret(struct webhook *w, const char *secret, size_t len,
     int64_t not_after);
+/*
+ * Forgets every secret (wiped): a reload then adds the new set, those
+ * captured into state.db included.
+ */
+void webhook_clear_secrets(struct webhook *w);
 size_t webhook_secret_count(const struct webhook *w);
 
 struct webhook_stats {
