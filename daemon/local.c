@@ -163,6 +163,20 @@ local_stats(struct call *call)
 	cJSON_AddNumberToObject(o, "retries", (double)us.retries);
 	cJSON_AddNumberToObject(o, "failures", (double)us.failures);
 	cJSON_AddNumberToObject(o, "active", us.active);
+	if (call->d->streams != NULL) {
+		struct streams_stats st;
+
+		streams_stats(call->d->streams, &st);
+		o = cJSON_AddObjectToObject(res, "streams");
+		cJSON_AddNumberToObject(o, "runs", (double)st.runs);
+		cJSON_AddNumberToObject(o, "subscribers", (double)st.subs);
+		cJSON_AddNumberToObject(o, "upstream_streams",
+		    (double)st.upstream_streams);
+		cJSON_AddNumberToObject(o, "reattaches", (double)st.reattaches);
+		cJSON_AddNumberToObject(o, "events", (double)st.events);
+		cJSON_AddNumberToObject(o, "deliveries", (double)st.deliveries);
+		cJSON_AddNumberToObject(o, "lagged", (double)st.lagged);
+	}
 	call_result(call, res);
 	cJSON_Delete(res);
 }

@@ -419,6 +419,31 @@ conn_write(struct conn *c)
 }
 
 void
+server_write_now(struct conn *c)
+{
+	while (!c->closing && !c->kill && c->outoff < c->outlen) {
+		ssize_t n = write_some(c);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			/* A broken peer is closed at the flush, not here. */
+			if (errno != EAGAIN) {
+				c->kill = true;
+				if (!c->in_flush) {
+					TAILQ_INSERT_TAIL(&c->srv->flushq, c,
+					    flush_link);
+					c->in_flush = true;
+				}
+			}
+			return;
+		}
+		c->outoff += (size_t)n;
+		c->sent += (uint64_t)n;
+	}
+}
+
+void
 server_flush(struct server *s)
 {
 	struct conn *c;

@@ -81,6 +81,13 @@ const struct ucred *server_peer(const struct conn *c);
 void server_set_data(struct conn *c, void *data);
 void *server_data(const struct conn *c);
 
+/*
+ * Writes what c's peer takes now, for a producer that queues faster than
+ * the loop sleeps. Never closes c: an error marks it for the next flush
+ * (c stays on the flush queue while anything is pending).
+ */
+void server_write_now(struct conn *c);
+
 /* Writes out what is queued, now (also done before each loop sleep). */
 void server_flush(struct server *s);
 

@@ -48,6 +48,7 @@ struct stream_sub {
 	char *id; /* printed id, or NULL */
 	bool text_only;
 	uint64_t cursor; /* last seq sent */
+	uint64_t mark;   /* the log's length when it last took an event */
 	bool behind;     /* waiting in the pump list */
 	stream_done_cb done;
 	void *arg;
@@ -73,6 +74,7 @@ struct hub {
 	struct logent *log;
 	size_t nlog, caplog, logbytes;
 	size_t skip;  /* replayed events still to skip after a re-attach */
+	bool skip_check; /* the first replayed event says what is replayed */
 	size_t turn;  /* first log index of the current turn */
 	int reattaches;
 	cJSON *result; /* final result once finished */
@@ -231,10 +233,15 @@ sub_send(struct stream_sub *sub, uint64_t seq)
 
 	if (sub->text_only && !e->is_text) {
 		sub->cursor = seq;
+		sub->mark = sub->hub->nlog;
 		return true;
 	}
-	if (server_queued(sub->conn) >= STREAMS_SUB_QUEUE)
-		return false;
+	if (server_queued(sub->conn) >= STREAMS_SUB_QUEUE) {
+		/* A burst from upstream: let a reader that keeps up drain. */
+		server_write_now(sub->conn);
+		if (server_queued(sub->conn) >= STREAMS_SUB_QUEUE)
+			return false;
+	}
 	if (sub->id != NULL)
 		r = snprintf(head, sizeof(head), "{\"id\":%s,\"seq\":%" PRIu64
 						 ",\"event\":",
@@ -258,6 +265,7 @@ sub_send(struct stream_sub *sub, uint64_t seq)
 	if (r < 0)
 		return false;
 	sub->cursor = seq;
+	sub->mark = sub->hub->nlog;
 	sub->hub->s->stats.deliveries++;
 	return true;
 }
@@ -292,6 +300,17 @@ sub_mark_behind(struct stream_sub *sub)
 }
 
 /*
+ * Whether sub stopped draining: more than STREAMS_MAX_LAG events arrived
+ * since it last took one. A reader working through a long log is behind
+ * but not stalled, and a finished run's log does not grow.
+ */
+static bool
+sub_stalled(const struct stream_sub *sub)
+{
+	return sub->hub->nlog - sub->mark > STREAMS_MAX_LAG;
+}
+
+/*
  * Sends sub everything it can take. Returns false when the subscription
  * ended (lagged or final line sent).
  */
@@ -300,11 +319,11 @@ sub_catch_up(struct stream_sub *sub)
 {
 	struct hub *h = sub->hub;
 
+	if (sub_stalled(sub)) {
+		sub_lagged(sub);
+		return false;
+	}
 	while (sub->cursor < h->nlog) {
-		if (h->nlog - sub->cursor > STREAMS_MAX_LAG) {
-			sub_lagged(sub);
-			return false;
-		}
 		if (!sub_send(sub, sub->cursor + 1)) {
 			sub_mark_behind(sub);
 			return true;
@@ -329,7 +348,7 @@ streams_pump(struct streams *s)
 	for (sub = TAILQ_FIRST(&s->behind); sub != NULL; sub = next) {
 		next = TAILQ_NEXT(sub, pump_link);
 		if (server_queued(sub->conn) < STREAMS_SUB_QUEUE / 2 ||
-		    sub->hub->nlog - sub->cursor > STREAMS_MAX_LAG)
+		    sub_stalled(sub))
 			(void)sub_catch_up(sub);
 	}
 }
@@ -398,6 +417,27 @@ learn_run_id(struct hub *h)
 	h->run_id = id;
 }
 
+/*
+ * An attach replays the current turn (as the mock does and as the SDK's
+ * reset suggests), but the API reference speaks of the run's history: a
+ * replay whose first event is the run's first, not the turn's, replays
+ * every turn, and all of it is skipped.
+ */
+static void
+replay_check(struct hub *h, const cJSON *ev)
+{
+	char *text;
+
+	h->skip_check = false;
+	if (h->turn == 0 || h->turn >= h->nlog)
+		return;
+	text = cJSON_PrintUnformatted(ev);
+	if (text != NULL && strcmp(text, h->log[h->turn].text) != 0 &&
+	    strcmp(text, h->log[0].text) == 0)
+		h->skip = h->nlog;
+	free(text);
+}
+
 static int
 event_cb(struct sse_event *ev, void *arg)
 {
@@ -406,6 +446,8 @@ event_cb(struct sse_event *ev, void *arg)
 
 	if (strcmp(ev->type, "keep-alive") == 0)
 		return 0;
+	if (h->skip_check)
+		replay_check(h, ev->json);
 	if (h->skip > 0) {
 		/* History the re-attached stream replays: already logged. */
 		h->skip--;
@@ -463,11 +505,17 @@ retire(struct hub *h)
 	h->state = HUB_FINISHED;
 	TAILQ_INSERT_TAIL(&h->s->finished, h, link);
 	h->s->nfinished++;
-	/* Keep a bounded number of finished runs for replay. */
+	/*
+	 * Keep a bounded number of finished runs for replay; one that still
+	 * has subscribers reading its log stays until they are done.
+	 */
 	while (h->s->nfinished > STREAMS_MAX_FINISHED) {
-		struct hub *old = TAILQ_FIRST(&h->s->finished);
+		struct hub *old;
 
-		if (old == h)
+		TAILQ_FOREACH(old, &h->s->finished, link)
+		if (old != h && TAILQ_EMPTY(&old->subs))
+			break;
+		if (old == NULL)
 			break;
 		hub_free(old);
 	}
@@ -483,6 +531,38 @@ finish_subs(struct hub *h)
 		if (!sub->behind)
 			(void)sub_catch_up(sub);
 	}
+}
+
+static bool
+status_terminal(const cJSON *st)
+{
+	return cJSON_IsString(st) &&
+	    (strcmp(st->valuestring, "completed") == 0 ||
+		strcmp(st->valuestring, "failed") == 0 ||
+		strcmp(st->valuestring, "cancelled") == 0 ||
+		strcmp(st->valuestring, "closed") == 0);
+}
+
+/*
+ * The run's final state was fetched (or answered instead of a stream):
+ * its status, the run object, and the run id and end the stream may not
+ * have shown.
+ */
+static void
+result_add_run(cJSON *res, const struct hub *h, const cJSON *run)
+{
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(run, "status");
+
+	if (cJSON_IsString(st))
+		cJSON_AddStringToObject(res, "status", st->valuestring);
+	if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(res, "run_id")) &&
+	    h->has_id)
+		cJSON_ReplaceItemInObjectCaseSensitive(res, "run_id",
+		    cJSON_CreateNumber((double)h->run_id));
+	if (status_terminal(st))
+		cJSON_ReplaceItemInObjectCaseSensitive(res, "finished",
+		    cJSON_CreateTrue());
+	cJSON_AddItemToObject(res, "run", cJSON_Duplicate(run, 1));
 }
 
 /* The run ended: build the result, answer every caught-up subscriber. */
@@ -501,12 +581,7 @@ hub_finish_with(struct hub *h, const cJSON *run)
 	(void)sse_finish(&h->sse, event_cb, h);
 	cJSON_AddNumberToObject(res, "seq", (double)h->nlog);
 	if (run != NULL) {
-		const cJSON *st = cJSON_GetObjectItemCaseSensitive(run,
-		    "status");
-
-		if (cJSON_IsString(st))
-			cJSON_AddStringToObject(res, "status", st->valuestring);
-		cJSON_AddItemToObject(res, "run", cJSON_Duplicate(run, 1));
+		result_add_run(res, h, run);
 	} else if (h->end_status != NULL) {
 		cJSON_AddStringToObject(res, "status", h->end_status);
 	}
@@ -585,6 +660,82 @@ fetch_final(struct hub *h)
 	}
 }
 
+/*
+ * Moves every subscriber of h to other, the hub that already follows the
+ * same run, from the turn's first event (an idempotent replay, which the
+ * SDK follows with an attach that replays the turn) or from now (a queued
+ * reply), and frees h.
+ */
+static void
+hub_merge(struct hub *h, struct hub *other, bool from_now)
+{
+	struct stream_sub *sub;
+	struct sub_list moved;
+
+	TAILQ_INIT(&moved);
+	while ((sub = TAILQ_FIRST(&h->subs)) != NULL) {
+		if (sub->behind) {
+			TAILQ_REMOVE(&h->s->behind, sub, pump_link);
+			sub->behind = false;
+		}
+		TAILQ_REMOVE(&h->subs, sub, link);
+		sub->hub = other;
+		sub->cursor = from_now ? other->nlog : other->turn;
+		sub->mark = other->nlog;
+		TAILQ_INSERT_TAIL(&other->subs, sub, link);
+		TAILQ_INSERT_TAIL(&moved, sub, pump_link);
+	}
+	hub_free(h);
+	while ((sub = TAILQ_FIRST(&moved)) != NULL) {
+		TAILQ_REMOVE(&moved, sub, pump_link);
+		(void)sub_catch_up(sub);
+	}
+}
+
+/*
+ * A JSON answer to a streaming request: an idempotent replay (the run
+ * the key started, upstream-api.md 4.3) or a queued reply (6.7). A run
+ * this daemon already follows is joined; a finished one is the result;
+ * a live one is attached to.
+ */
+static void
+json_answer(struct hub *h, const char *body, size_t len)
+{
+	cJSON *run = body != NULL ? cJSON_ParseWithLength(body, len) : NULL;
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(run, "id");
+	const cJSON *dl = cJSON_GetObjectItemCaseSensitive(run, "delivery");
+	struct hub *other;
+
+	if (!cJSON_IsNumber(id)) {
+		struct codec_error e = {.code = E_BAD_UPSTREAM,
+		    .message = "the upstream answered a streaming request "
+			       "with something not a run",
+		    .retry_after = -1};
+
+		cJSON_Delete(run);
+		hub_fail(h, &e);
+		return;
+	}
+	other = hub_find(h->s, (int64_t)id->valuedouble);
+	if (other != NULL && other != h) {
+		hub_merge(h, other,
+		    cJSON_IsString(dl) && strcmp(dl->valuestring, "queued") == 0);
+	} else if (status_terminal(cJSON_GetObjectItemCaseSensitive(run,
+		       "status"))) {
+		h->has_id = true;
+		h->run_id = (int64_t)id->valuedouble;
+		hub_finish_with(h, run);
+	} else {
+		/* Join the run: the attach replays its turn from the start. */
+		h->has_id = true;
+		h->run_id = (int64_t)id->valuedouble;
+		h->skip = h->nlog - h->turn;
+		h->skip_check = true;
+		hub_start_transfer(h, VERB_GET, NULL, NULL, NULL);
+	}
+	cJSON_Delete(run);
+}
+
 static void
 transfer_done_cb(const struct up_response *r, void *arg)
 {
@@ -643,64 +794,7 @@ transfer_done_cb(const struct up_response *r, void *arg)
 		hub_fail(h, &h->apierr.e);
 		return;
 	}
-	/* A JSON answer to a streaming request: a replay or a queued reply. */
-	{
-		cJSON *run = r->body ? cJSON_ParseWithLength(r->body,
-					   r->body_len) :
-				       NULL;
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(run, "id");
-		const cJSON *st = cJSON_GetObjectItemCaseSensitive(run,
-		    "status");
-		bool terminal = cJSON_IsString(st) &&
-		    (strcmp(st->valuestring, "completed") == 0 ||
-			strcmp(st->valuestring, "failed") == 0 ||
-			strcmp(st->valuestring, "cancelled") == 0 ||
-			strcmp(st->valuestring, "closed") == 0);
-
-		if (!cJSON_IsNumber(id)) {
-			struct codec_error e = {.code = E_BAD_UPSTREAM,
-			    .message = "the upstream answered a streaming "
-				       "request with something not a run",
-			    .retry_after = -1};
-
-			cJSON_Delete(run);
-			hub_fail(h, &e);
-			return;
-		}
-		if (!h->has_id && hub_find(h->s, (int64_t)id->valuedouble) ==
-				      NULL) {
-			h->has_id = true;
-			h->run_id = (int64_t)id->valuedouble;
-		}
-		if (!h->has_id && !terminal) {
-			struct hub *live = hub_find(h->s,
-			    (int64_t)id->valuedouble);
-
-			if (live != NULL && live->state != HUB_FINISHED) {
-				/* A queued reply: it plays out on the live run. */
-				struct stream_sub *sub;
-
-				while ((sub = TAILQ_FIRST(&h->subs)) != NULL) {
-					TAILQ_REMOVE(&h->subs, sub, link);
-					sub->hub = live;
-					sub->cursor = live->nlog;
-					TAILQ_INSERT_TAIL(&live->subs, sub,
-					    link);
-				}
-				cJSON_Delete(run);
-				hub_free(h);
-				return;
-			}
-		}
-		if (terminal || !h->has_id) {
-			hub_finish_with(h, run);
-		} else {
-			/* Join the run: attach replays it from the start. */
-			h->skip = h->nlog;
-			hub_start_transfer(h, VERB_GET, NULL, NULL, NULL);
-		}
-		cJSON_Delete(run);
-	}
+	json_answer(h, r->body, r->body_len);
 }
 
 static void
@@ -711,8 +805,9 @@ hub_reattach_cb(struct loop *loop, void *arg)
 	(void)loop;
 	h->timer = NULL;
 	h->s->stats.reattaches++;
-	/* The attach replays the whole history: skip what is logged. */
-	h->skip = h->nlog;
+	/* The attach replays the turn: skip what is logged of it. */
+	h->skip = h->nlog - h->turn;
+	h->skip_check = true;
 	hub_start_transfer(h, VERB_GET, NULL, NULL, NULL);
 }
 
@@ -813,6 +908,7 @@ streams_subscribe(struct streams *s, const struct stream_start *st,
 	sub->cursor = st->verb == VERB_GET ? t->after_seq : h->turn;
 	if (sub->cursor > h->nlog)
 		sub->cursor = h->nlog;
+	sub->mark = h->nlog;
 	TAILQ_INSERT_TAIL(&h->subs, sub, link);
 	s->stats.subs++;
 	if (ret != NULL)
