@@ -32,6 +32,8 @@
 
 #define WEBHOOK_MAX_BATCH 512
 #define WEBHOOK_MAX_QUEUE 8192 /* deliveries waiting for the writer */
+/* Bytes of an oversized chunked body read (and dropped) to answer 413. */
+#define WEBHOOK_MAX_DRAIN ((size_t)1024 * 1024)
 
 /* One delivery on its way to the database and back. */
 struct job {
@@ -53,6 +55,7 @@ struct job {
 struct req {
 	char *body;
 	size_t len, cap;
+	size_t dropped; /* bytes of an oversized body thrown away */
 	bool too_big;
 	bool waiting; /* suspended until the writer answers */
 	bool answered;
@@ -387,6 +390,41 @@ finish_upload(struct webhook *w, struct MHD_Connection *conn, struct req *rq)
 	return MHD_YES;
 }
 
+/* Appends a piece of the body; false to close the connection. */
+static bool
+take_upload(struct webhook *w, struct req *rq, const char *data, size_t n)
+{
+	if (!rq->too_big && rq->len + n > w->cfg.max_body) {
+		/*
+		 * libmicrohttpd takes no answer in the middle of a body (the
+		 * connection would close unanswered): read on, drop it and
+		 * answer 413 at its end, up to a point.
+		 */
+		rq->too_big = true;
+		rq->dropped = rq->len;
+		rq->len = 0;
+	}
+	if (rq->too_big) {
+		rq->dropped += n;
+		return rq->dropped - w->cfg.max_body <= WEBHOOK_MAX_DRAIN;
+	}
+	if (rq->len + n > rq->cap) {
+		size_t cap = rq->cap ? rq->cap : 4096;
+		char *b;
+
+		while (cap < rq->len + n)
+			cap *= 2;
+		b = realloc(rq->body, cap);
+		if (b == NULL)
+			return false;
+		rq->body = b;
+		rq->cap = cap;
+	}
+	memcpy(rq->body + rq->len, data, n);
+	rq->len += n;
+	return true;
+}
+
 static enum MHD_Result
 access_cb(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -419,31 +457,12 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		size_t n = *upload_data_size;
 
 		*upload_data_size = 0;
-		if (rq->too_big)
-			return MHD_YES;
-		if (rq->len + n > w->cfg.max_body) {
-			rq->too_big = true;
-			free(rq->body);
-			rq->body = NULL;
-			rq->answered = true;
-			return answer_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
-			    "body too large");
-		}
-		if (rq->len + n > rq->cap) {
-			size_t cap = rq->cap ? rq->cap : 4096;
-			char *b;
-
-			while (cap < rq->len + n)
-				cap *= 2;
-			b = realloc(rq->body, cap);
-			if (b == NULL)
-				return MHD_NO;
-			rq->body = b;
-			rq->cap = cap;
-		}
-		memcpy(rq->body + rq->len, upload_data, n);
-		rq->len += n;
-		return MHD_YES;
+		return take_upload(w, rq, upload_data, n) ? MHD_YES : MHD_NO;
+	}
+	if (rq->too_big) {
+		rq->answered = true;
+		return answer_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+		    "body too large");
 	}
 	if (rq->waiting)
 		return MHD_YES;
