@@ -613,8 +613,8 @@ open_state(struct daemon *dm, const char *state_dir)
 		    .state_db = db,
 		    .tolerance_s = dm->cfg.webhook_tolerance,
 		    .max_body = dm->cfg.webhook_max_body,
-		    .max_conns = 1024,
-		    .idle_timeout_s = 10,
+		    .max_conns = WEBHOOK_MAX_CONNS,
+		    .timeout_s = WEBHOOK_TIMEOUT_S,
 		    .tls_cert = dm->cfg.webhook_tls_cert,
 		    .tls_key = dm->cfg.webhook_tls_key,
 		};

@@ -8,6 +8,11 @@
  * one transaction (group commit) and posts the results back through an
  * eventfd; the loop then resumes each connection with its answer and hands
  * new deliveries to the inbox.
+ *
+ * Time limits: a connection silent for timeout_s is closed (libmicrohttpd's
+ * idle timeout), and so is one that has not delivered a whole request
+ * timeout_s after it opened or after its previous answer, however steadily
+ * it trickles bytes (slowloris).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,6 +71,17 @@ struct req {
 	bool duplicate;
 };
 
+/* One TCP connection (libmicrohttpd's socket context). */
+struct wconn {
+	int fd;
+	uint64_t deadline; /* loop ms by which its request must be in */
+	bool busy;         /* its request is in: verifying, storing, answering */
+	bool listed;       /* in w->conns */
+	TAILQ_ENTRY(wconn) link;
+};
+
+TAILQ_HEAD(wconn_list, wconn);
+
 struct webhook {
 	struct loop *loop;
 	struct inbox *inbox;
@@ -76,6 +94,10 @@ struct webhook {
 	int64_t not_after[WEBHOOK_MAX_SECRETS];
 	size_t nsecrets;
 	char *tls_cert, *tls_key;
+
+	/* Connections by deadline (each one's is its last reset + timeout). */
+	struct wconn_list conns;
+	struct loop_timer *cut_timer;
 
 	/* Writer thread. */
 	pthread_t writer;
@@ -94,6 +116,7 @@ struct webhook {
 };
 
 static void run_mhd(struct webhook *w);
+static void arm_cut_timer(struct webhook *w);
 
 /* ---- writer thread ------------------------------------------------------ */
 
@@ -292,6 +315,25 @@ header(struct MHD_Connection *conn, const char *name)
 	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
+static struct wconn *
+conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+/* The request is in (or answered early): no more cut for taking long. */
+static void
+mark_busy(struct MHD_Connection *conn)
+{
+	struct wconn *wc = conn_of(conn);
+
+	if (wc != NULL)
+		wc->busy = true;
+}
+
 /* Event type and run id from the body, for filters; NULL/0 if unknown. */
 static void
 peek_body(const char *body, size_t len, char **ret_type, int64_t *ret_run)
@@ -342,6 +384,7 @@ finish_upload(struct webhook *w, struct MHD_Connection *conn, struct req *rq)
 	enum sig_result v;
 	struct job *j;
 
+	mark_busy(conn);
 	w->stats.received++;
 	v = sig_verify(id, ts, sg, rq->body, rq->len, w->secrets, w->nsecrets,
 	    w->cfg.tolerance_s, (int64_t)time(NULL));
@@ -438,13 +481,17 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 	if (rq == NULL) {
 		const char *cl;
 
-		if (strcmp(method, "POST") != 0)
+		if (strcmp(method, "POST") != 0) {
+			mark_busy(conn);
 			return answer_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
 			    "only POST");
+		}
 		cl = header(conn, "Content-Length");
-		if (cl != NULL && strtoull(cl, NULL, 10) > w->cfg.max_body)
+		if (cl != NULL && strtoull(cl, NULL, 10) > w->cfg.max_body) {
+			mark_busy(conn);
 			return answer_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
 			    "body too large");
+		}
 		rq = calloc(1, sizeof(*rq));
 		if (rq == NULL)
 			return MHD_NO;
@@ -460,6 +507,7 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		return take_upload(w, rq, upload_data, n) ? MHD_YES : MHD_NO;
 	}
 	if (rq->too_big) {
+		mark_busy(conn);
 		rq->answered = true;
 		return answer_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
 		    "body too large");
@@ -475,11 +523,18 @@ static void
 completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
+	struct webhook *w = cls;
 	struct req *rq = *con_cls;
+	struct wconn *wc = conn_of(conn);
 
-	(void)cls;
-	(void)conn;
 	(void)toe;
+	if (wc != NULL && wc->listed) {
+		/* The next request has a full timeout from now. */
+		wc->busy = false;
+		wc->deadline = loop_now(w->loop) + w->cfg.timeout_s * 1000ull;
+		TAILQ_REMOVE(&w->conns, wc, link);
+		TAILQ_INSERT_TAIL(&w->conns, wc, link);
+	}
 	if (rq == NULL)
 		return;
 	/* A job still in the writer keeps its own copy of everything. */
@@ -487,6 +542,91 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(rq);
 	*con_cls = NULL;
 }
+
+/* ---- connections and their deadlines ------------------------------------ */
+
+static void
+cut_cb(struct loop *loop, void *arg)
+{
+	struct webhook *w = arg;
+	uint64_t now = loop_now(loop);
+	struct wconn *wc, *next;
+
+	w->cut_timer = NULL;
+	for (wc = TAILQ_FIRST(&w->conns); wc != NULL && wc->deadline <= now;
+	    wc = next) {
+		next = TAILQ_NEXT(wc, link);
+		if (wc->busy)
+			continue;
+		/*
+		 * libmicrohttpd owns the fd and has no call to drop a
+		 * connection: shutting the socket down makes its next read
+		 * see the end, and it closes the connection itself.
+		 */
+		(void)shutdown(wc->fd, SHUT_RDWR);
+		TAILQ_REMOVE(&w->conns, wc, link);
+		wc->listed = false;
+		w->stats.timed_out++;
+		log_debug("webhook connection cut: no whole request in %u s",
+		    w->cfg.timeout_s);
+	}
+	arm_cut_timer(w);
+}
+
+/* Fires at the first deadline to come (busy ones past it are skipped). */
+static void
+arm_cut_timer(struct webhook *w)
+{
+	uint64_t now = loop_now(w->loop);
+	struct wconn *wc;
+
+	if (w->cut_timer != NULL)
+		return;
+	TAILQ_FOREACH(wc, &w->conns, link) {
+		if (wc->deadline > now)
+			break;
+	}
+	if (wc == NULL && !TAILQ_EMPTY(&w->conns))
+		wc = TAILQ_FIRST(&w->conns); /* all busy: look again later */
+	if (wc == NULL)
+		return;
+	(void)loop_timer_add(w->loop,
+	    wc->deadline > now ? wc->deadline - now : 1000, cut_cb, w,
+	    &w->cut_timer);
+}
+
+static void
+notify_conn_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct webhook *w = cls;
+	struct wconn *wc = *socket_context;
+	const union MHD_ConnectionInfo *ci;
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (wc != NULL && wc->listed)
+			TAILQ_REMOVE(&w->conns, wc, link);
+		free(wc);
+		*socket_context = NULL;
+		return;
+	}
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	wc = calloc(1, sizeof(*wc));
+	if (wc == NULL) {
+		/* Untracked means unlimited in time: refuse it instead. */
+		if (ci != NULL)
+			(void)shutdown(ci->connect_fd, SHUT_RDWR);
+		return;
+	}
+	wc->fd = ci != NULL ? ci->connect_fd : -1;
+	wc->deadline = loop_now(w->loop) + w->cfg.timeout_s * 1000ull;
+	wc->listed = true;
+	TAILQ_INSERT_TAIL(&w->conns, wc, link);
+	*socket_context = wc;
+	arm_cut_timer(w);
+}
+
+/* ---- libmicrohttpd on the loop ------------------------------------------ */
 
 static void
 mhd_timer_cb(struct loop *loop, void *arg)
@@ -581,7 +721,8 @@ webhook_new(struct loop *loop, struct inbox *inbox,
 	struct webhook *w;
 	int r;
 
-	if (parse_listen(cfg->listen, &sa) < 0)
+	if (parse_listen(cfg->listen, &sa) < 0 || cfg->timeout_s == 0 ||
+	    cfg->max_conns == 0)
 		return -EINVAL;
 	w = calloc(1, sizeof(*w));
 	if (w == NULL)
@@ -592,6 +733,7 @@ webhook_new(struct loop *loop, struct inbox *inbox,
 	w->efd = -1;
 	w->todo_tail = &w->todo;
 	w->done_tail = &w->done;
+	TAILQ_INIT(&w->conns);
 	(void)pthread_mutex_init(&w->lock, NULL);
 	(void)pthread_cond_init(&w->cond, NULL);
 	w->db_path = strdup(cfg->state_db);
@@ -611,9 +753,10 @@ webhook_new(struct loop *loop, struct inbox *inbox,
 	w->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, w,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 	    MHD_OPTION_CONNECTION_LIMIT, cfg->max_conns,
-	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
+	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEBHOOK_MAX_HEADER,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
+	    MHD_OPTION_NOTIFY_CONNECTION, notify_conn_cb, w,
 	    w->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
 	    w->tls_cert, MHD_OPTION_HTTPS_MEM_KEY, w->tls_key, MHD_OPTION_END);
 	if (w->mhd == NULL) {
@@ -673,6 +816,8 @@ webhook_free(struct webhook *w)
 	}
 	if (w->timer != NULL)
 		loop_timer_del(w->loop, w->timer);
+	if (w->cut_timer != NULL)
+		loop_timer_del(w->loop, w->cut_timer);
 	loop_io_del(w->loop, w->mhd_io);
 	loop_io_del(w->loop, w->efd_io);
 	if (w->mhd != NULL)

@@ -21,14 +21,18 @@ struct webhook;
 struct inbox;
 
 #define WEBHOOK_MAX_SECRETS 16
+#define WEBHOOK_MAX_HEADER 32768 /* request line + headers, bytes */
+#define WEBHOOK_MAX_CONNS 1024   /* connections the daemon opens with */
+#define WEBHOOK_TIMEOUT_S 10     /* seconds the daemon opens with */
 
 struct webhook_config {
 	const char *listen;     /* "ADDR:PORT"; port 0 picks a free one */
 	const char *state_db;   /* path of state.db, for the writer thread */
 	uint32_t tolerance_s;   /* timestamp window; 0 = off */
 	size_t max_body;        /* bytes; larger gets 413 */
-	unsigned max_conns;     /* concurrent HTTP connections */
-	unsigned idle_timeout_s; /* a silent connection is closed */
+	unsigned max_conns;     /* concurrent HTTP connections (> 0) */
+	unsigned timeout_s;     /* seconds (> 0) a connection may be silent, */
+	                        /* and may take to deliver one request */
 	const char *tls_cert;   /* PEM files for HTTPS, or NULL */
 	const char *tls_key;
 };
@@ -60,6 +64,7 @@ size_t webhook_secret_count(const struct webhook *w);
 
 struct webhook_stats {
 	unsigned long long received, stored, duplicates, rejected;
+	unsigned long long timed_out; /* connections cut for taking too long */
 };
 void webhook_stats(const struct webhook *w, struct webhook_stats *ret);
 

@@ -109,11 +109,14 @@ weq "non-JSON body delivered as received" \
     "$(printf '%s\n' "$evs" | jq -r 'select(.webhook_id == "msg_text") | .body')" \
     "$text"
 
-# Slowloris: one header byte a second. The connection must be cut off
-# about the idle timeout (10 s) after it opened, and a normal delivery in
-# the meantime is answered at once.
+# Slowloris: one header byte a second. Each request must be in within the
+# timeout (10 s) of the connection opening, however steadily it trickles:
+# the connection is cut then (EOF, no answer), and a normal delivery in the
+# meantime is answered at once. The bounds are generous: the cut comes
+# from a timer at 10 s, not from the sender stopping (it would need 78 s).
 slow_req="POST / HTTP/1.1"$'\r\n'"Host: 127.0.0.1"$'\r\n'"Webhook-Id: slowloris-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"$'\r\n'
 exec 7<>"/dev/tcp/127.0.0.1/$WH_PORT"
+slow_t0=$(date +%s%3N)
 (
 	for ((i = 0; i < ${#slow_req}; i++)); do
 		printf '%s' "${slow_req:i:1}" >&7 2>/dev/null || exit 0
@@ -121,22 +124,22 @@ exec 7<>"/dev/tcp/127.0.0.1/$WH_PORT"
 	done
 ) &
 slow_pid=$!
-slow_t0=$(date +%s%3N)
 sleep 3
 t0=$(date +%s%3N)
 r=$(wh_send "$S1" msg_during_slowloris "$BODY")
 t1=$(date +%s%3N)
 weq "delivery during slowloris: 200" "${r%% *}" 200
-check "delivery during slowloris answered in < 1 s ($((t1 - t0)) ms)" \
-    test $((t1 - t0)) -lt 1000
-# EOF (or a reset) on the slow connection ends the read; give it 20 s.
-IFS= read -r -t 20 -u 7 _ 2>/dev/null
+check "delivery during slowloris answered in < 3 s ($((t1 - t0)) ms)" \
+    test $((t1 - t0)) -lt 3000
+# EOF (or a reset) on the slow connection ends the read; give it 30 s.
+slow_got=$(timeout 30 cat <&7 2>/dev/null | head -c 200)
 slow_ms=$(($(date +%s%3N) - slow_t0))
 kill "$slow_pid" 2>/dev/null
 wait "$slow_pid" 2>/dev/null
 exec 7>&-
-check "slowloris (1 byte/s) cut off within 13 s (took $((slow_ms / 1000)) s)" \
-    test "$slow_ms" -lt 13000
+weq "slowloris: cut off without an answer" "$slow_got" ""
+check "slowloris (1 byte/s) cut off after 9-20 s (took $((slow_ms / 1000)) s)" \
+    test "$slow_ms" -ge 9000 -a "$slow_ms" -lt 20000
 
 # ---- reload: a removed secret stops verifying; SIGHUP keeps it running ----
 wh_config "webhook_secret = $S1" "webhook_max_body = 4K"
