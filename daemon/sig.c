@@ -8,7 +8,8 @@
  * body, streamed without building the message; the header must be exactly
  * "v1=" + 64 lowercase hex, which is decoded and compared with
  * crypto_verify_32, never a plain byte compare. Webhook secrets sit in
- * sodium_malloc memory that is PROT_NONE except during the HMAC; the API
+ * sodium_malloc memory that is PROT_NONE except during the HMAC, or while
+ * the caller holds them unsealed for a run of verifications; the API
  * key sits in read-only sodium_malloc memory because callers borrow it to
  * build the Authorization header. sodium_free wipes both.
  */
@@ -28,9 +29,10 @@
 #define SIG_TS_MAX_DIGITS 18 /* fits int64_t without overflow checks */
 
 struct sig_secret {
-	unsigned char *bytes; /* sodium_malloc, PROT_NONE while idle */
+	unsigned char *bytes; /* sodium_malloc, PROT_NONE while sealed */
 	size_t len;
 	int64_t not_after; /* 0 = no expiry */
+	bool open;         /* readable until sig_secret_seal */
 };
 
 struct sig_key {
@@ -110,6 +112,23 @@ sig_secret_free(struct sig_secret *secret)
 		return;
 	sodium_free(secret->bytes); /* makes it writable, wipes, unmaps */
 	free(secret);
+}
+
+void
+sig_secret_unseal(struct sig_secret *secret)
+{
+	assert(secret != NULL);
+	if (!secret->open && sodium_mprotect_readonly(secret->bytes) == 0)
+		secret->open = true;
+}
+
+void
+sig_secret_seal(struct sig_secret *secret)
+{
+	if (secret == NULL || !secret->open)
+		return;
+	(void)sodium_mprotect_noaccess(secret->bytes);
+	secret->open = false;
 }
 
 void
@@ -205,10 +224,14 @@ secret_matches(struct sig_secret *secret, const char *id, const char *ts,
 	 * mprotect on our own whole mapping does not fail in practice; if it
 	 * ever did, reading would fault, so treat the secret as unusable.
 	 */
-	if (sodium_mprotect_readonly(secret->bytes) != 0)
-		return 0;
-	hmac(secret->bytes, secret->len, id, ts, body, len, want);
-	(void)sodium_mprotect_noaccess(secret->bytes);
+	if (secret->open) {
+		hmac(secret->bytes, secret->len, id, ts, body, len, want);
+	} else {
+		if (sodium_mprotect_readonly(secret->bytes) != 0)
+			return 0;
+		hmac(secret->bytes, secret->len, id, ts, body, len, want);
+		(void)sodium_mprotect_noaccess(secret->bytes);
+	}
 	ok = crypto_verify_32(want, mac) == 0;
 	sodium_memzero(want, sizeof(want));
 	return ok;

@@ -66,6 +66,18 @@ struct sig_secret *sig_secret_new(const char *s, size_t len);
 void sig_secret_free(struct sig_secret *secret);
 
 /*
+ * sig_verify makes a sealed secret readable for each HMAC and PROT_NONE
+ * again after it: two mprotect calls, each a TLB shootdown on every CPU
+ * running one of the process's threads. A caller verifying many
+ * deliveries in a row unseals the secrets (read-only) once before them and
+ * seals them again right after, within the same turn of its loop.
+ * Both are idempotent; sig_secret_seal accepts NULL. New secrets are
+ * sealed.
+ */
+void sig_secret_unseal(struct sig_secret *secret);
+void sig_secret_seal(struct sig_secret *secret);
+
+/*
  * Sets the Unix time after which sig_verify no longer accepts this secret
  * (the end of a rotation overlap); 0, the default, means never.
  */

@@ -93,6 +93,7 @@ struct webhook {
 	struct sig_secret *secrets[WEBHOOK_MAX_SECRETS];
 	int64_t not_after[WEBHOOK_MAX_SECRETS];
 	size_t nsecrets;
+	bool unsealed; /* secrets readable until the end of this MHD_run */
 	char *tls_cert, *tls_key;
 
 	/* Connections by deadline (each one's is its last reset + timeout). */
@@ -375,6 +376,26 @@ headers_json(const char *id, const char *ts, const char *ct)
 	return s;
 }
 
+static void
+unseal(struct webhook *w)
+{
+	if (w->unsealed)
+		return;
+	for (size_t i = 0; i < w->nsecrets; i++)
+		sig_secret_unseal(w->secrets[i]);
+	w->unsealed = true;
+}
+
+static void
+seal(struct webhook *w)
+{
+	if (!w->unsealed)
+		return;
+	for (size_t i = 0; i < w->nsecrets; i++)
+		sig_secret_seal(w->secrets[i]);
+	w->unsealed = false;
+}
+
 static enum MHD_Result
 finish_upload(struct webhook *w, struct MHD_Connection *conn, struct req *rq)
 {
@@ -386,6 +407,7 @@ finish_upload(struct webhook *w, struct MHD_Connection *conn, struct req *rq)
 
 	mark_busy(conn);
 	w->stats.received++;
+	unseal(w);
 	v = sig_verify(id, ts, sg, rq->body, rq->len, w->secrets, w->nsecrets,
 	    w->cfg.tolerance_s, (int64_t)time(NULL));
 	if (v != SIG_OK) {
@@ -644,6 +666,7 @@ run_mhd(struct webhook *w)
 	MHD_UNSIGNED_LONG_LONG to;
 
 	(void)MHD_run(w->mhd);
+	seal(w);
 	if (w->timer != NULL) {
 		loop_timer_del(w->loop, w->timer);
 		w->timer = NULL;
@@ -881,6 +904,7 @@ webhook_clear_secrets(struct webhook *w)
 		w->not_after[i] = 0;
 	}
 	w->nsecrets = 0;
+	w->unsealed = false;
 }
 
 size_t

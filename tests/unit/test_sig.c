@@ -3,8 +3,8 @@
  *
  * Unit tests for sig: the two upstream-api.md section 9.2 vectors for both
  * signing and verifying, tampering, secret rotation sets, the freshness
- * window, malformed and missing headers, the API key holder and the
- * random/hash helpers.
+ * window, secrets unsealed for a run of verifications, malformed and
+ * missing headers, the API key holder and the random/hash helpers.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -170,6 +170,39 @@ TEST(rotation_sets)
 	    SIG_OK);
 	sig_secret_free(set[0]);
 	sig_secret_free(set[2]);
+}
+
+/* Unsealed for a run of verifications, sealed again: same answers. */
+TEST(unseal_for_a_run)
+{
+	struct sig_secret *set[2];
+
+	set[0] = sig_secret_new("whsec_other", 11);
+	set[1] = sig_secret_new(V1_SECRET, strlen(V1_SECRET));
+	ASSERT(set[0] != NULL && set[1] != NULL);
+	for (int i = 0; i < 2; i++) {
+		sig_secret_unseal(set[i]);
+		sig_secret_unseal(set[i]); /* idempotent */
+	}
+	for (int k = 0; k < 3; k++) {
+		ASSERT_EQ(verify1(V1_ID, V1_TS, V1_SIG, V1_BODY, set, 2, TOL,
+			      V1_NOW),
+		    SIG_OK);
+		ASSERT_EQ(verify1(V1_ID, V1_TS, V1_SIG, "{}", set, 2, TOL,
+			      V1_NOW),
+		    SIG_BAD_SIGNATURE);
+	}
+	for (int i = 0; i < 2; i++) {
+		sig_secret_seal(set[i]);
+		sig_secret_seal(set[i]);
+	}
+	sig_secret_seal(NULL);
+	ASSERT_EQ(verify1(V1_ID, V1_TS, V1_SIG, V1_BODY, set, 2, TOL, V1_NOW),
+	    SIG_OK);
+	/* Freed while unsealed is fine too. */
+	sig_secret_unseal(set[1]);
+	sig_secret_free(set[0]);
+	sig_secret_free(set[1]);
 }
 
 TEST(freshness)
@@ -405,6 +438,7 @@ main(void)
 	RUN(tampering);
 	RUN(binary_body_and_long_secret);
 	RUN(rotation_sets);
+	RUN(unseal_for_a_run);
 	RUN(freshness);
 	RUN(malformed);
 	RUN(missing);
