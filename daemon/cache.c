@@ -338,6 +338,7 @@ static int writer_finish(struct cache_blob_writer *w, int64_t expected,
 static void writer_free(struct cache_blob_writer *w, bool renamed);
 static void writer_unlink(struct cache_blob_writer *w);
 static int copy_ttls(struct cache *c, const struct cache_config *cfg);
+static const char *resource_name(const char *name);
 
 /*
  * Maps a SQLite result code to -errno; OK/ROW/DONE: 0. -EBADMSG and -EIO
@@ -1500,11 +1501,19 @@ copy_ttls(struct cache *c, const struct cache_config *cfg)
 	for (i = 0; i < cfg->nttls; i++) {
 		assert(cfg->ttls[i].resource != NULL);
 		c->ttls[i].ttl_ms = cfg->ttls[i].ttl_ms;
-		c->ttls[i].resource = strdup(cfg->ttls[i].resource);
+		c->ttls[i].resource =
+		    strdup(resource_name(cfg->ttls[i].resource));
 		if (c->ttls[i].resource == NULL)
 			return -ENOMEM;
 	}
 	return 0;
+}
+
+/* Resource names as users know them: teammates live under /agents/. */
+static const char *
+resource_name(const char *name)
+{
+	return strcmp(name, "teammates") == 0 ? "agents" : name;
 }
 
 static void
@@ -1813,7 +1822,9 @@ int
 cache_clear(struct cache *c, const char *resource_or_null,
     const char *path_prefix_or_null)
 {
-	struct filter f = {.resource = resource_or_null,
+	struct filter f = {.resource = resource_or_null != NULL
+	        ? resource_name(resource_or_null)
+	        : NULL,
 	    .lo = path_prefix_or_null};
 	char *hi = NULL;
 	int r, n;

@@ -58,7 +58,10 @@
 struct cache;
 struct cache_blob_writer;
 
-/* A TTL for one resource name (see cache_resource). */
+/*
+ * A TTL for one resource name (see cache_resource; "teammates" is taken
+ * for "agents", as for cache_clear).
+ */
 struct cache_ttl {
 	const char *resource;
 	uint32_t ttl_ms; /* 0: stored, but stale at once (stale-ok only) */
@@ -216,7 +219,8 @@ int cache_invalidate(struct cache *c, const char *resource, const char *scope);
 
 /*
  * cache.clear: with resource and path_prefix NULL, removes everything,
- * files included; otherwise the entries of resource (if not NULL) whose
+ * files included; otherwise the entries of resource (if not NULL; the
+ * names of cache_resource, and "teammates" for "agents") whose
  * canonical path starts with path_prefix (if not NULL; bytewise, so
  * "/runs/4" also matches "/runs/42": end a prefix with '/' or '?').
  * Returns the number of entries (and files) removed, or -errno. Scans:

@@ -323,6 +323,7 @@ calls_upstream_done_cb(const struct up_response *r, void *arg)
 {
 	struct call *call = arg;
 	struct apierr a;
+	bool refused = r->error == 0 && r->status >= 400 && r->status < 500;
 
 	call->up = NULL;
 	call->status = r->status;
@@ -330,6 +331,13 @@ calls_upstream_done_cb(const struct up_response *r, void *arg)
 		local_auth_validated(call, r);
 		return;
 	}
+	/*
+	 * A write through the daemon outdates what the cache holds; one that
+	 * failed without a refusal (5xx, a cut connection) may have happened.
+	 */
+	if (call->phase == PHASE_FIRST && call->m->verb != VERB_GET &&
+	    call->write_path != NULL && !refused)
+		reads_invalidate(call->d, call->write_path, call->params);
 	if (r->error != 0 || r->status >= 400 || r->status == 0) {
 		bool server_side = r->error != 0 || r->status >= 500;
 
@@ -350,10 +358,6 @@ calls_upstream_done_cb(const struct up_response *r, void *arg)
 		apierr_done(&a);
 		return;
 	}
-	/* A write through the daemon outdates what the cache holds. */
-	if (call->phase == PHASE_FIRST && call->m->verb != VERB_GET &&
-	    call->write_path != NULL)
-		reads_invalidate(call->d, call->write_path, call->params);
 	calls_answer_body(call, r->body, r->body_len);
 }
 
@@ -408,8 +412,7 @@ stream_end_cb(void *arg, const cJSON *result, const struct codec_error *err,
 
 	call->sub = NULL;
 	call->status = err != NULL ? err->status : 200;
-	if (call->d->cache != NULL)
-		(void)cache_invalidate(call->d->cache, "runs", NULL);
+	reads_invalidate_resource(call->d, "runs", NULL);
 	if (lagged >= 0) {
 		cJSON *o = cJSON_CreateObject(), *l;
 		char *line = NULL;

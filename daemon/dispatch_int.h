@@ -125,6 +125,12 @@ void reads_download(struct call *call, const char *path);
 /* After a successful write through the daemon: drop what it outdated. */
 void reads_invalidate(struct dispatch *d, const char *path,
     const struct cJSON *params);
+/*
+ * Drops the cached entries of resource in scope (NULL: every scope) and
+ * keeps GETs of it in flight from storing or sharing their answers.
+ */
+void reads_invalidate_resource(struct dispatch *d, const char *resource,
+    const char *scope);
 /* A call going away: leave its fetch, pager or download. */
 void reads_call_done(struct call *call);
 void reads_free(struct dispatch *d);

@@ -47,6 +47,7 @@ struct fetch {
 	const char *resource;
 	char *scope;
 	bool cacheable;
+	bool outdated; /* a write since it started: not stored, not joined */
 	struct up_req *up;
 	struct call_list waiters;
 	TAILQ_ENTRY(fetch) link;
@@ -75,6 +76,7 @@ struct download {
 };
 
 static void fetch_get(struct call *call, const char *path, bool cacheable);
+static void page_timer_cb(struct loop *loop, void *arg);
 static void pager_page(struct call *call, const char *body, size_t len);
 static void next_page(struct call *call);
 
@@ -135,6 +137,23 @@ fetch_free(struct fetch *f)
 	free(f);
 }
 
+/*
+ * How a fetched answer was served to call: "bypass" (counted when the
+ * call came), "miss" (counted now), or nothing for uncached methods.
+ */
+static const char *
+label_miss(const struct fetch *f, const struct call *call)
+{
+	struct cache *c = f->d->cache;
+
+	if (!f->cacheable || c == NULL)
+		return NULL;
+	if (strcmp(mode_of(call), "bypass") == 0)
+		return "bypass";
+	cache_count(c, CACHE_MISS);
+	return "miss";
+}
+
 static void
 fetch_done_cb(const struct up_response *r, void *arg)
 {
@@ -147,7 +166,8 @@ fetch_done_cb(const struct up_response *r, void *arg)
 	struct call *call;
 
 	f->up = NULL;
-	if (ok && f->cacheable && d->cache != NULL && r->body != NULL)
+	if (ok && f->cacheable && !f->outdated && d->cache != NULL &&
+	    r->body != NULL)
 		(void)cache_put(d->cache, f->key, f->resource, f->scope,
 		    f->path, r->body, r->body_len, wall_ms());
 	if (!ok) {
@@ -168,15 +188,10 @@ fetch_done_cb(const struct up_response *r, void *arg)
 		call->fetch = NULL;
 		call->status = r->status;
 		if (ok) {
-			if (d->cache != NULL && f->cacheable)
-				cache_count(d->cache, CACHE_MISS);
 			deliver(call, r->body ? r->body : "",
-			    r->body ? r->body_len : 0,
-			    f->cacheable && d->cache ? "miss" : call->served);
-		} else if (have_stale && (strcmp(mode_of(call), "stale-ok") ==
-						 0 ||
-					     strcmp(mode_of(call), "only") ==
-						 0)) {
+			    r->body ? r->body_len : 0, label_miss(f, call));
+		} else if (have_stale &&
+		    strcmp(mode_of(call), "stale-ok") == 0) {
 			cache_count(d->cache, CACHE_STALE);
 			deliver(call, stale.body, stale.len, "stale");
 		} else {
@@ -200,7 +215,7 @@ fetch_join(struct call *call, const char *key, const char *path,
 	int r;
 
 	TAILQ_FOREACH(f, &d->fetches, link)
-	if (strcmp(f->key, key) == 0)
+	if (!f->outdated && strcmp(f->key, key) == 0)
 		break;
 	if (f == NULL) {
 		struct up_opts o = {.verb = VERB_GET, .path = path,
@@ -262,12 +277,14 @@ fetch_get(struct call *call, const char *path, bool cacheable)
 		call_fail(call, E_INVALID_PARAMS, "request path too long");
 		return;
 	}
-	if (!cacheable || d->cache == NULL || strcmp(mode, "bypass") == 0) {
-		if (d->cache != NULL && strcmp(mode, "bypass") == 0) {
-			cache_count(d->cache, CACHE_BYPASS);
-			call->served = "bypass";
-		}
+	if (!cacheable || d->cache == NULL) {
 		fetch_join(call, key, path, false);
+		return;
+	}
+	/* Bypass reads nothing from the cache; the answer still refreshes it. */
+	if (strcmp(mode, "bypass") == 0) {
+		cache_count(d->cache, CACHE_BYPASS);
+		fetch_join(call, key, path, true);
 		return;
 	}
 	if (cache_get(d->cache, key, wall_ms(), &e) == 0 &&
@@ -408,7 +425,13 @@ pager_page(struct call *call, const char *body, size_t len)
 	p->seen[p->nseen++] = cursor;
 	cJSON_DeleteItemFromObjectCaseSensitive(p->params, "starting_after");
 	cJSON_AddStringToObject(p->params, "starting_after", cursor);
-	next_page(call);
+	/*
+	 * The next page from the loop, not from here: a walk of cached pages
+	 * would otherwise recurse once per page, and other clients wait.
+	 */
+	if (loop_timer_add(call->d->loop, 0, page_timer_cb, call, &p->timer) <
+	    0)
+		call_fail(call, E_NOMEM, "out of memory");
 }
 
 static void
@@ -750,6 +773,12 @@ reads_download(struct call *call, const char *path)
 		serve_file(call);
 		return;
 	}
+	if (strcmp(mode_of(call), "only") == 0) {
+		call_fail(call, E_CACHE_MISS, "not in the cache");
+		return;
+	}
+	if (d->cache != NULL && strcmp(mode_of(call), "bypass") == 0)
+		cache_count(d->cache, CACHE_BYPASS);
 	if (d->cache != NULL &&
 	    cache_blob_begin(d->cache, wall_ms(), &dl->w) == 0) {
 		o.data = download_data_cb;
@@ -767,9 +796,30 @@ reads_download(struct call *call, const char *path)
 /* ---- invalidation and clean-up ------------------------------------------ */
 
 void
+reads_invalidate_resource(struct dispatch *d, const char *resource,
+    const char *scope)
+{
+	struct fetch *f;
+
+	if (d->cache == NULL)
+		return;
+	(void)cache_invalidate(d->cache, resource, scope);
+	/*
+	 * A GET in flight may have been answered before the write: its
+	 * answer must not be stored, nor handed to calls that come later.
+	 */
+	TAILQ_FOREACH(f, &d->fetches, link)
+	if (strcmp(f->resource, resource) == 0 &&
+	    (scope == NULL || scope[0] == '\0' || f->scope == NULL ||
+		strcmp(f->scope, scope) == 0))
+		f->outdated = true;
+}
+
+void
 reads_invalidate(struct dispatch *d, const char *path, const cJSON *params)
 {
 	const cJSON *uid = cJSON_GetObjectItemCaseSensitive(params, "user_id");
+	const char *scope = cJSON_IsString(uid) ? uid->valuestring : NULL;
 	const char *resource;
 
 	if (d->cache == NULL)
@@ -777,13 +827,10 @@ reads_invalidate(struct dispatch *d, const char *path, const cJSON *params)
 	resource = cache_resource(path);
 	if (resource == NULL)
 		return;
-	(void)cache_invalidate(d->cache, resource,
-	    cJSON_IsString(uid) ? uid->valuestring : NULL);
+	reads_invalidate_resource(d, resource, scope);
 	/* Runs change under tasks and teammates too (their run lists). */
-	if (strcmp(resource, "runs") != 0 &&
-	    (strcmp(resource, "tasks") == 0 || strcmp(resource, "agents") == 0))
-		(void)cache_invalidate(d->cache, "runs",
-		    cJSON_IsString(uid) ? uid->valuestring : NULL);
+	if (strcmp(resource, "tasks") == 0 || strcmp(resource, "agents") == 0)
+		reads_invalidate_resource(d, "runs", scope);
 	/* A reply may produce new versions of a run's files. */
 	if (strncmp(path, "/runs/", 6) == 0 && strstr(path, "/reply") != NULL) {
 		char id[32];
