@@ -67,6 +67,8 @@ struct hub {
 	struct up_req *up;
 	bool up_is_get; /* the transfer is an attach (history replayed) */
 	struct loop_timer *timer;
+	struct loop_timer *idle; /* read inactivity of a streaming transfer */
+	uint64_t last_data;      /* loop time of its last bytes */
 	struct sse_parser sse;
 	struct runacc acc;
 	bool terminal; /* a terminal event arrived on the transfer */
@@ -99,6 +101,7 @@ static void hub_start_transfer(struct hub *h, enum method_verb verb,
     const char *path, const char *body, const char *idem_key);
 static void hub_finish(struct hub *h);
 static void hub_fail(struct hub *h, const struct codec_error *e);
+static void stream_ended(struct hub *h, const char *why);
 
 int
 streams_new(struct loop *loop, struct upstream *up, struct streams **ret)
@@ -140,6 +143,8 @@ hub_free(struct hub *h)
 		upstream_cancel(h->s->up, h->up);
 	if (h->timer != NULL)
 		loop_timer_del(h->s->loop, h->timer);
+	if (h->idle != NULL)
+		loop_timer_del(h->s->loop, h->idle);
 	sse_done(&h->sse);
 	runacc_done(&h->acc);
 	for (size_t i = 0; i < h->nlog; i++)
@@ -454,6 +459,8 @@ event_cb(struct sse_event *ev, void *arg)
 		return 0;
 	}
 	h->state = HUB_LIVE;
+	/* A stream that delivers again earns its re-attaches back. */
+	h->reattaches = 0;
 	r = log_append(h, ev->json, ev->type);
 	if (r < 0)
 		return r;
@@ -470,15 +477,57 @@ event_cb(struct sse_event *ev, void *arg)
 	return 0;
 }
 
+static void idle_cb(struct loop *loop, void *arg);
+
+static void
+idle_stop(struct hub *h)
+{
+	if (h->idle != NULL) {
+		loop_timer_del(h->s->loop, h->idle);
+		h->idle = NULL;
+	}
+}
+
+/*
+ * The transfer brought nothing for the read timeout: it is dropped and
+ * re-attached like a closed one. curl's own low-speed check averages over
+ * seconds, so a silent stream would otherwise hang on for longer.
+ */
+static void
+idle_cb(struct loop *loop, void *arg)
+{
+	struct hub *h = arg;
+	uint64_t limit = (uint64_t)upstream_timeout_s(h->s->up) * 1000;
+	uint64_t quiet = loop_now(loop) - h->last_data;
+
+	h->idle = NULL;
+	if (quiet < limit) {
+		if (loop_timer_add(loop, limit - quiet, idle_cb, h, &h->idle) <
+		    0)
+			h->idle = NULL;
+		return;
+	}
+	upstream_cancel(h->s->up, h->up);
+	h->up = NULL;
+	stream_ended(h, "no data within the read timeout");
+}
+
 static int
 data_cb(const char *p, size_t len, void *arg)
 {
 	struct hub *h = arg;
 	int r;
 
+	h->last_data = loop_now(h->s->loop);
+	if (h->idle == NULL &&
+	    loop_timer_add(h->s->loop,
+		(uint64_t)upstream_timeout_s(h->s->up) * 1000, idle_cb, h,
+		&h->idle) < 0)
+		h->idle = NULL;
 	r = sse_feed(&h->sse, (const uint8_t *)p, len, event_cb, h);
 	if (r == -ECANCELED || h->terminal) {
 		h->up = NULL; /* aborting: no done callback will come */
+		idle_stop(h);
 		hub_finish(h);
 		return -1;
 	}
@@ -490,6 +539,7 @@ data_cb(const char *p, size_t len, void *arg)
 		    .retry_after = -1};
 
 		h->up = NULL;
+		idle_stop(h);
 		hub_fail(h, &e);
 		return -1;
 	}
@@ -736,47 +786,54 @@ json_answer(struct hub *h, const char *body, size_t len)
 	cJSON_Delete(run);
 }
 
+/* The stream ended without a terminal event: a drop or a stall. */
+static void
+stream_ended(struct hub *h, const char *why)
+{
+	int ret = sse_finish(&h->sse, event_cb, h);
+
+	idle_stop(h);
+	if (ret == -ECANCELED || h->terminal) {
+		hub_finish(h);
+		return;
+	}
+	if (!h->has_id) {
+		struct codec_error e = {.code = E_BAD_UPSTREAM,
+		    .message = "the stream ended before naming its run",
+		    .retry_after = -1};
+
+		hub_fail(h, &e);
+		return;
+	}
+	if (h->reattaches >= STREAMS_MAX_REATTACH) {
+		fetch_final(h);
+		return;
+	}
+	h->state = HUB_WAITING;
+	log_info("run %" PRId64 ": stream ended early (%s); re-attaching",
+	    h->run_id, why);
+	/* At once the first time; then back off. */
+	(void)loop_timer_add(h->s->loop,
+	    h->reattaches == 0 ?
+		0 :
+		(uint64_t)REATTACH_BASE_MS << (h->reattaches - 1),
+	    hub_reattach_cb, h, &h->timer);
+	h->reattaches++;
+}
+
 static void
 transfer_done_cb(const struct up_response *r, void *arg)
 {
 	struct hub *h = arg;
 
 	h->up = NULL;
+	idle_stop(h);
 	if (h->terminal) {
 		hub_finish(h);
 		return;
 	}
 	if (r->streamed) {
-		/* The stream ended without a terminal event: drop or stall. */
-		int ret = sse_finish(&h->sse, event_cb, h);
-
-		if (ret == -ECANCELED || h->terminal) {
-			hub_finish(h);
-			return;
-		}
-		if (!h->has_id) {
-			struct codec_error e = {.code = E_BAD_UPSTREAM,
-			    .message = "the stream ended before naming its run",
-			    .retry_after = -1};
-
-			hub_fail(h, &e);
-			return;
-		}
-		if (h->reattaches >= STREAMS_MAX_REATTACH) {
-			fetch_final(h);
-			return;
-		}
-		h->state = HUB_WAITING;
-		log_info("run %" PRId64 ": stream ended early (%s); "
-			 "re-attaching",
-		    h->run_id, r->error ? r->error_text : "closed");
-		/* At once the first time; then back off. */
-		(void)loop_timer_add(h->s->loop,
-		    h->reattaches == 0 ?
-			0 :
-			(uint64_t)REATTACH_BASE_MS << (h->reattaches - 1),
-		    hub_reattach_cb, h, &h->timer);
-		h->reattaches++;
+		stream_ended(h, r->error ? r->error_text : "closed");
 		return;
 	}
 	if (h->up_is_get && r->status == 409) {

@@ -524,6 +524,12 @@ fail:
 	return r;
 }
 
+unsigned
+upstream_timeout_s(const struct upstream *up)
+{
+	return up->timeout_s;
+}
+
 void
 upstream_cancel(struct upstream *up, struct up_req *req)
 {

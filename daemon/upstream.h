@@ -85,6 +85,9 @@ void upstream_free(struct upstream *up);
 /* Replaces the base URL (on reload). -ENOMEM. */
 int upstream_set_base_url(struct upstream *up, const char *url);
 
+/* The connect and read-inactivity timeout, in seconds. */
+unsigned upstream_timeout_s(const struct upstream *up);
+
 /*
  * Starts a request. The done callback runs later, from the loop, never from
  * inside this call. Returns 0 and the request in *ret (valid until done
