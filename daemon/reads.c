@@ -579,7 +579,10 @@ serve_file(struct call *call)
 	struct download *dl = call->dl;
 	cJSON *res;
 
-	call->served = dl->hit ? "hit" : call->d->cache ? "miss" : NULL;
+	call->served = dl->hit      ? "hit"
+	    : call->d->cache == NULL ? NULL
+	    : strcmp(mode_of(call), "bypass") == 0 ? "bypass"
+	                                           : "miss";
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(call->params,
 		"fd"))) {
 		size_t len = 0;
@@ -652,8 +655,20 @@ static int
 download_data_cb(const char *p, size_t len, void *arg)
 {
 	struct call *call = arg;
+	int r = cache_blob_write(call->dl->w, p, len);
 
-	return cache_blob_write(call->dl->w, p, len);
+	if (r == 0)
+		return 0;
+	/* Aborting: no done callback will come, so the call ends here. */
+	call->up = NULL;
+	if (r == -EFBIG)
+		call_fail(call, E_TOO_LARGE,
+		    "the file is larger than the file cache "
+		    "(cache_max_file_bytes)");
+	else
+		call_fail(call, E_INTERNAL, "cannot store the file: %s",
+		    strerror(-r));
+	return -1;
 }
 
 static void
@@ -690,7 +705,8 @@ download_done_cb(const struct up_response *r, void *arg)
 		    strerror(rc < 0 ? -rc : ENOENT));
 		return;
 	}
-	cache_count(call->d->cache, CACHE_MISS);
+	if (strcmp(mode_of(call), "bypass") != 0)
+		cache_count(call->d->cache, CACHE_MISS);
 	serve_file(call);
 }
 

@@ -299,18 +299,25 @@ inspect_fault_answer(const cJSON *rule, const struct mreq *req,
 	int r;
 
 	(void)json_int(rule, "status", &status);
+	/*
+	 * The rule is freed before the answer goes out: its content type
+	 * goes in as a header (copied), not as the answer's type pointer.
+	 */
 	if (body != NULL)
 		r = http_resp_raw(resp, (unsigned int)status,
-		    ctype != NULL ? ctype : "application/json", body,
+		    ctype != NULL ? NULL : "application/json", body,
 		    strlen(body));
 	else if (env != NULL && strcmp(env, "html") == 0)
 		r = http_resp_raw(resp, (unsigned int)status,
-		    ctype != NULL ? ctype : "text/html; charset=utf-8", html,
+		    ctype != NULL ? NULL : "text/html; charset=utf-8", html,
 		    sizeof(html) - 1);
 	else
 		r = http_resp_json(resp, (unsigned int)status,
 		    fault_envelope(rule, req, status,
 		        env != NULL ? env : "full"));
+	if (r == 0 && ctype != NULL && (body != NULL ||
+	    (env != NULL && strcmp(env, "html") == 0)))
+		r = http_resp_header(resp, "Content-Type", ctype);
 	if (r < 0)
 		return r;
 	if (ra == NULL && json_int(rule, "retry_after", &n) == 0) {
