@@ -205,6 +205,7 @@ struct daemon {
 	struct sig_key *key;
 	const char *key_source;
 	int64_t hooked_seq; /* inbox seq the hooks last saw */
+	bool runs_changed;  /* a run.* webhook came: cached runs are stale */
 	const char *sock_path; /* bound here (not inherited): removed at exit */
 	struct stat sock_st;
 	struct loop_timer *watchdog;
@@ -430,6 +431,11 @@ flush_hook(struct loop *loop, void *arg)
 
 	(void)loop;
 	streams_pump(dm->streams);
+	if (dm->runs_changed) {
+		/* Once for the whole batch of deliveries just committed. */
+		dm->runs_changed = false;
+		(void)cache_invalidate(dm->cache, "runs", NULL);
+	}
 	if (dm->inbox != NULL) {
 		inbox_pump(dm->inbox);
 		if (dm->hooks != NULL &&
@@ -687,7 +693,10 @@ open_cache(struct daemon *dm)
 	dispatch_set_cache(dm->d, dm->cache);
 }
 
-/* A received run.completed or run.failed outdates the cached runs. */
+/*
+ * A received run.completed or run.failed outdates the cached runs: they
+ * are dropped before the loop sleeps, once however many came.
+ */
 static void
 webhook_commit_cb(void *arg, const struct store_webhook *wh)
 {
@@ -695,7 +704,7 @@ webhook_commit_cb(void *arg, const struct store_webhook *wh)
 
 	if (dm->cache != NULL && wh->event_type != NULL &&
 	    strncmp(wh->event_type, "run.", 4) == 0)
-		(void)cache_invalidate(dm->cache, "runs", NULL);
+		dm->runs_changed = true;
 }
 
 /* Our socket file, unless another daemon has bound the path since. */
