@@ -8,10 +8,11 @@
  * body, streamed without building the message; the header must be exactly
  * "v1=" + 64 lowercase hex, which is decoded and compared with
  * crypto_verify_32, never a plain byte compare. Webhook secrets sit in
- * sodium_malloc memory that is PROT_NONE except during the HMAC, or while
- * the caller holds them unsealed for a run of verifications; the API
- * key sits in read-only sodium_malloc memory because callers borrow it to
- * build the Authorization header. sodium_free wipes both.
+ * sodium_malloc memory, already keyed into an HMAC state, that is PROT_NONE
+ * except during the HMAC, or while the caller holds them unsealed for a
+ * run of verifications; the API key sits in read-only sodium_malloc memory
+ * because callers borrow it to build the Authorization header. sodium_free
+ * wipes both.
  */
 #include <assert.h>
 #include <errno.h>
@@ -28,9 +29,14 @@
 #define SIG_MAC_LEN 32       /* crypto_auth_hmacsha256_BYTES */
 #define SIG_TS_MAX_DIGITS 18 /* fits int64_t without overflow checks */
 
+/*
+ * A secret is kept as the HMAC state right after keying (the key's inner
+ * and outer pads absorbed): as secret as the key, and each verification
+ * starts from a copy of it instead of hashing the key again.
+ */
 struct sig_secret {
-	unsigned char *bytes; /* sodium_malloc, PROT_NONE while sealed */
-	size_t len;
+	crypto_auth_hmacsha256_state *keyed; /* sodium_malloc; PROT_NONE */
+	                                     /* while sealed */
 	int64_t not_after; /* 0 = no expiry */
 	bool open;         /* readable until sig_secret_seal */
 };
@@ -45,8 +51,9 @@ static int parse_timestamp(const char *ts, int64_t *ret);
 static int hexval(char c);
 static int parse_signature(const char *sig, unsigned char mac[SIG_MAC_LEN]);
 static void
-hmac(const unsigned char *key, size_t keylen, const char *id, const char *ts,
-    const void *body, size_t len, unsigned char mac[SIG_MAC_LEN]);
+hmac(const crypto_auth_hmacsha256_state *keyed, const char *id,
+    const char *ts, const void *body, size_t len,
+    unsigned char mac[SIG_MAC_LEN]);
 static int
 secret_matches(struct sig_secret *secret, const char *id, const char *ts,
     const void *body, size_t len, const unsigned char mac[SIG_MAC_LEN]);
@@ -91,17 +98,16 @@ sig_secret_new(const char *s, size_t len)
 	secret = calloc(1, sizeof(*secret));
 	if (secret == NULL)
 		return NULL;
-	/* sodium_malloc(0) is legal but pointless to special-case later. */
-	secret->bytes = sodium_malloc(len > 0 ? len : 1);
-	if (secret->bytes == NULL) {
+	secret->keyed = sodium_malloc(sizeof(*secret->keyed));
+	if (secret->keyed == NULL) {
 		free(secret);
 		return NULL;
 	}
-	if (len > 0)
-		memcpy(secret->bytes, s, len);
-	secret->len = len;
+	/* Keys of any length, 0 included, are used as they are. */
+	(void)crypto_auth_hmacsha256_init(secret->keyed,
+	    (const unsigned char *)(len > 0 ? s : ""), len);
 	/* Failure only leaves the page readable; still guarded and wiped. */
-	(void)sodium_mprotect_noaccess(secret->bytes);
+	(void)sodium_mprotect_noaccess(secret->keyed);
 	return secret;
 }
 
@@ -110,7 +116,7 @@ sig_secret_free(struct sig_secret *secret)
 {
 	if (secret == NULL)
 		return;
-	sodium_free(secret->bytes); /* makes it writable, wipes, unmaps */
+	sodium_free(secret->keyed); /* makes it writable, wipes, unmaps */
 	free(secret);
 }
 
@@ -118,7 +124,7 @@ void
 sig_secret_unseal(struct sig_secret *secret)
 {
 	assert(secret != NULL);
-	if (!secret->open && sodium_mprotect_readonly(secret->bytes) == 0)
+	if (!secret->open && sodium_mprotect_readonly(secret->keyed) == 0)
 		secret->open = true;
 }
 
@@ -127,7 +133,7 @@ sig_secret_seal(struct sig_secret *secret)
 {
 	if (secret == NULL || !secret->open)
 		return;
-	(void)sodium_mprotect_noaccess(secret->bytes);
+	(void)sodium_mprotect_noaccess(secret->keyed);
 	secret->open = false;
 }
 
@@ -193,12 +199,12 @@ parse_signature(const char *sig, unsigned char mac[SIG_MAC_LEN])
 }
 
 static void
-hmac(const unsigned char *key, size_t keylen, const char *id, const char *ts,
-    const void *body, size_t len, unsigned char mac[SIG_MAC_LEN])
+hmac(const crypto_auth_hmacsha256_state *keyed, const char *id,
+    const char *ts, const void *body, size_t len,
+    unsigned char mac[SIG_MAC_LEN])
 {
-	crypto_auth_hmacsha256_state st;
+	crypto_auth_hmacsha256_state st = *keyed;
 
-	(void)crypto_auth_hmacsha256_init(&st, key, keylen);
 	(void)crypto_auth_hmacsha256_update(&st, (const unsigned char *)id,
 	    strlen(id));
 	(void)crypto_auth_hmacsha256_update(&st, (const unsigned char *)".", 1);
@@ -225,12 +231,12 @@ secret_matches(struct sig_secret *secret, const char *id, const char *ts,
 	 * ever did, reading would fault, so treat the secret as unusable.
 	 */
 	if (secret->open) {
-		hmac(secret->bytes, secret->len, id, ts, body, len, want);
+		hmac(secret->keyed, id, ts, body, len, want);
 	} else {
-		if (sodium_mprotect_readonly(secret->bytes) != 0)
+		if (sodium_mprotect_readonly(secret->keyed) != 0)
 			return 0;
-		hmac(secret->bytes, secret->len, id, ts, body, len, want);
-		(void)sodium_mprotect_noaccess(secret->bytes);
+		hmac(secret->keyed, id, ts, body, len, want);
+		(void)sodium_mprotect_noaccess(secret->keyed);
 	}
 	ok = crypto_verify_32(want, mac) == 0;
 	sodium_memzero(want, sizeof(want));
@@ -279,11 +285,14 @@ sig_sign(const char *secret, const char *id, const char *timestamp,
 {
 	unsigned char mac[SIG_MAC_LEN];
 	char hex[SIG_SHA256_HEX_SIZE];
+	crypto_auth_hmacsha256_state keyed;
 
 	assert(secret != NULL && id != NULL && timestamp != NULL);
 	assert(body != NULL || len == 0);
-	hmac((const unsigned char *)secret, strlen(secret), id, timestamp, body,
-	    len, mac);
+	(void)crypto_auth_hmacsha256_init(&keyed,
+	    (const unsigned char *)secret, strlen(secret));
+	hmac(&keyed, id, timestamp, body, len, mac);
+	sodium_memzero(&keyed, sizeof(keyed));
 	(void)sodium_bin2hex(hex, sizeof(hex), mac, sizeof(mac));
 	(void)snprintf(out, SIG_SIGNATURE_SIZE, SIG_PREFIX "%s", hex);
 }

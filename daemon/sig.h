@@ -70,9 +70,8 @@ void sig_secret_free(struct sig_secret *secret);
  * again after it: two mprotect calls, each a TLB shootdown on every CPU
  * running one of the process's threads. A caller verifying many
  * deliveries in a row unseals the secrets (read-only) once before them and
- * seals them again right after, within the same turn of its loop.
- * Both are idempotent; sig_secret_seal accepts NULL. New secrets are
- * sealed.
+ * seals them again when the run is over. Both are idempotent;
+ * sig_secret_seal accepts NULL. New secrets are sealed.
  */
 void sig_secret_unseal(struct sig_secret *secret);
 void sig_secret_seal(struct sig_secret *secret);
