@@ -9,15 +9,19 @@
  * eventfd; the loop then resumes each connection with its answer and hands
  * new deliveries to the inbox.
  *
- * Time limits: a connection silent for timeout_s is closed (libmicrohttpd's
- * idle timeout), and so is one that has not delivered a whole request
- * timeout_s after it opened or after its previous answer, however steadily
- * it trickles bytes (slowloris).
+ * Limits: the body (webhook_max_body; a larger one gets 413, also when it
+ * comes chunked without a length), the request line and headers together
+ * (WEBHOOK_MAX_HEADER; 431 or 414 from libmicrohttpd), the connections
+ * (max_conns; more wait in the listen backlog) and time: a connection
+ * silent for timeout_s is closed, and so is one that has not delivered a
+ * whole request timeout_s after it opened or after its previous answer,
+ * however steadily it trickles bytes (slowloris).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,38 +41,43 @@
 #include "store.h"
 #include "webhook.h"
 
-#define WEBHOOK_MAX_BATCH 512
+#define WEBHOOK_MAX_BATCH 512  /* deliveries per transaction */
 #define WEBHOOK_MAX_QUEUE 8192 /* deliveries waiting for the writer */
+#define WEBHOOK_MAX_ID 256     /* bytes of a Webhook-Id */
+#define WEBHOOK_MAX_TYPE 256   /* bytes of a Content-Type kept */
 /* Bytes of an oversized chunked body read (and dropped) to answer 413. */
 #define WEBHOOK_MAX_DRAIN ((size_t)1024 * 1024)
+#define WEBHOOK_POOL 256                  /* spare request states kept */
+#define WEBHOOK_POOL_BODY ((size_t)65536) /* largest body buffer kept */
+#define WEBHOOK_SEAL_MS 100 /* secrets sealed again this long after use */
 
-/* One delivery on its way to the database and back. */
-struct job {
-	struct MHD_Connection *conn;
-	struct req *req;
-	char *webhook_id;
-	char *event_type;
-	int64_t run_id;
-	int64_t received_at;
-	char *headers;
-	char *body;
-	size_t len;
-	int result; /* 0 stored, STORE_DUPLICATE, or -errno */
-	int64_t seq;
-	struct job *next;
-};
-
-/* Per HTTP request state (libmicrohttpd's con_cls). */
+/*
+ * One request, from its headers to its answer (libmicrohttpd's con_cls).
+ * While a delivery is with the writer (waiting), the writer owns the
+ * fields below "writer"; the loop touches none of them until the result
+ * comes back. Connections are never closed while suspended, so the request
+ * outlives its trip.
+ */
 struct req {
+	struct MHD_Connection *conn;
 	char *body;
 	size_t len, cap;
 	size_t dropped; /* bytes of an oversized body thrown away */
 	bool too_big;
 	bool waiting; /* suspended until the writer answers */
-	bool answered;
 	unsigned status;
+	struct req *next; /* writer queues; the spare list */
+
+	/* Writer: in, then out. */
+	char id[WEBHOOK_MAX_ID + 1];
+	char ts[24];
+	char ctype[WEBHOOK_MAX_TYPE + 1];
+	int64_t received_at;
+	char *event_type; /* from the body; NULL if it has none */
+	int64_t run_id;
+	char *headers; /* JSON object text */
+	int result;    /* 0 stored, STORE_DUPLICATE, or -errno */
 	int64_t seq;
-	bool duplicate;
 };
 
 /* One TCP connection (libmicrohttpd's socket context). */
@@ -89,16 +98,27 @@ struct webhook {
 	struct MHD_Daemon *mhd;
 	struct loop_io *mhd_io;
 	struct loop_timer *timer;
+	uint64_t timer_at; /* when timer fires */
 	unsigned port;
 	struct sig_secret *secrets[WEBHOOK_MAX_SECRETS];
 	int64_t not_after[WEBHOOK_MAX_SECRETS];
 	size_t nsecrets;
-	bool unsealed; /* secrets readable until the end of this MHD_run */
+	bool unsealed;        /* secrets readable, until seal_timer */
+	uint64_t verified_at; /* loop ms of the last verification */
+	struct loop_timer *seal_timer;
 	char *tls_cert, *tls_key;
+	bool started; /* MHD's messages: warnings while starting, then debug */
 
 	/* Connections by deadline (each one's is its last reset + timeout). */
 	struct wconn_list conns;
 	struct loop_timer *cut_timer;
+
+	struct req *spare; /* request states for reuse */
+	size_t nspare;
+
+	/* Verified this turn, for the writer (one handover per MHD_run). */
+	struct req *batch, **batch_tail;
+	size_t queued; /* at the writer or back from it, not yet answered */
 
 	/* Writer thread. */
 	pthread_t writer;
@@ -106,9 +126,8 @@ struct webhook {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;
-	struct job *todo, **todo_tail; /* loop -> writer */
-	size_t ntodo;
-	struct job *done, **done_tail; /* writer -> loop */
+	struct req *todo, **todo_tail; /* loop -> writer */
+	struct req *done, **done_tail; /* writer -> loop */
 	int efd;
 	struct loop_io *efd_io;
 	char *db_path;
@@ -121,48 +140,128 @@ static void arm_cut_timer(struct webhook *w);
 
 /* ---- writer thread ------------------------------------------------------ */
 
+/* Event type and run id from the body, for filters; NULL/0 if unknown. */
 static void
-job_free(struct job *j)
+peek_body(struct req *rq)
 {
-	free(j->webhook_id);
-	free(j->event_type);
-	free(j->headers);
-	free(j->body);
-	free(j);
+	cJSON *o = cJSON_ParseWithLength(rq->body ? rq->body : "", rq->len);
+	const cJSON *t, *r, *data;
+
+	rq->event_type = NULL;
+	rq->run_id = 0;
+	if (!cJSON_IsObject(o))
+		goto out;
+	t = cJSON_GetObjectItemCaseSensitive(o, "event");
+	if (!cJSON_IsString(t))
+		t = cJSON_GetObjectItemCaseSensitive(o, "type");
+	if (cJSON_IsString(t))
+		rq->event_type = strdup(t->valuestring);
+	r = cJSON_GetObjectItemCaseSensitive(o, "run_id");
+	data = cJSON_GetObjectItemCaseSensitive(o, "data");
+	if (!cJSON_IsNumber(r) && cJSON_IsObject(data))
+		r = cJSON_GetObjectItemCaseSensitive(data, "run_id");
+	if (cJSON_IsNumber(r))
+		rq->run_id = (int64_t)r->valuedouble;
+out:
+	cJSON_Delete(o);
+}
+
+/* The headers kept with a delivery, as a JSON object; NULL on ENOMEM. */
+static char *
+headers_json(const struct req *rq)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *s = NULL;
+
+	if (o == NULL)
+		return NULL;
+	if (cJSON_AddStringToObject(o, "webhook-id", rq->id) == NULL ||
+	    cJSON_AddStringToObject(o, "webhook-timestamp", rq->ts) == NULL ||
+	    (rq->ctype[0] != '\0' &&
+		cJSON_AddStringToObject(o, "content-type", rq->ctype) == NULL))
+		goto out;
+	s = cJSON_PrintUnformatted(o);
+out:
+	cJSON_Delete(o);
+	return s;
+}
+
+/* Inserts one delivery into the open batch: >= 0, or -errno. */
+static int
+write_one(struct store *st, struct req *rq)
+{
+	struct store_webhook wh = {
+	    .webhook_id = rq->id,
+	    .received_at = rq->received_at,
+	    .run_id = 0,
+	};
+	int64_t seq = 0;
+	int r;
+
+	/* Parsing happens here, off the loop thread. */
+	peek_body(rq);
+	rq->headers = headers_json(rq);
+	if (rq->headers == NULL)
+		return -ENOMEM;
+	wh.event_type = rq->event_type;
+	wh.run_id = rq->run_id;
+	wh.headers = rq->headers;
+	wh.body = rq->body;
+	wh.body_len = rq->len;
+	r = store_inbox_add(st, &wh, &seq);
+	if (r >= 0)
+		rq->seq = seq;
+	return r;
 }
 
 static void
-write_batch(struct store *st, struct job *batch)
+write_batch(struct store *st, struct req *batch)
 {
 	int r = store_begin_batch(st);
 
-	for (struct job *j = batch; r == 0 && j != NULL; j = j->next) {
-		struct store_webhook wh = {
-		    .webhook_id = j->webhook_id,
-		    .received_at = j->received_at,
-		    .event_type = j->event_type,
-		    .run_id = j->run_id,
-		    .headers = j->headers,
-		    .body = j->body,
-		    .body_len = j->len,
-		};
-		int64_t seq = 0;
-		int a = store_inbox_add(st, &wh, &seq);
+	for (struct req *rq = batch; r == 0 && rq != NULL; rq = rq->next) {
+		int a = write_one(st, rq);
 
 		if (a < 0) {
 			r = a;
 			break;
 		}
-		j->result = a;
-		j->seq = seq;
+		rq->result = a;
 	}
 	if (r == 0)
 		r = store_commit_batch(st);
 	if (r < 0) {
 		store_rollback_batch(st);
-		for (struct job *j = batch; j != NULL; j = j->next)
-			j->result = r;
+		for (struct req *rq = batch; rq != NULL; rq = rq->next)
+			rq->result = r;
 	}
+}
+
+/* Takes up to a batch from the queue; NULL when stopping with none left. */
+static struct req *
+take_batch(struct webhook *w, struct req **ret_last)
+{
+	struct req *batch, *last;
+	size_t n;
+
+	(void)pthread_mutex_lock(&w->lock);
+	while (w->todo == NULL && !w->stop)
+		(void)pthread_cond_wait(&w->cond, &w->lock);
+	batch = w->todo;
+	last = batch;
+	for (n = batch != NULL; n > 0 && n < WEBHOOK_MAX_BATCH &&
+	    last->next != NULL; n++)
+		last = last->next;
+	if (batch != NULL) {
+		/* Later ones wait for the next commit. */
+		w->todo = last->next;
+		if (w->todo == NULL)
+			w->todo_tail = &w->todo;
+		last->next = NULL;
+	}
+	(void)pthread_mutex_unlock(&w->lock);
+	*ret_last = last;
+	return batch;
 }
 
 static void *
@@ -170,36 +269,16 @@ writer_main(void *arg)
 {
 	struct webhook *w = arg;
 	struct store *st = NULL;
+	struct req *batch, *last;
 	int r;
 
 	r = store_open(w->db_path, &st);
-	for (;;) {
-		struct job *batch, *last;
+	while ((batch = take_batch(w, &last)) != NULL) {
 		uint64_t one = 1;
-		size_t n = 0;
-
-		(void)pthread_mutex_lock(&w->lock);
-		while (w->todo == NULL && !w->stop)
-			(void)pthread_cond_wait(&w->cond, &w->lock);
-		if (w->todo == NULL && w->stop) {
-			(void)pthread_mutex_unlock(&w->lock);
-			break;
-		}
-		/* Take up to a batch; later ones wait for the next commit. */
-		batch = w->todo;
-		last = batch;
-		for (n = 1; n < WEBHOOK_MAX_BATCH && last->next != NULL; n++)
-			last = last->next;
-		w->todo = last->next;
-		if (w->todo == NULL)
-			w->todo_tail = &w->todo;
-		w->ntodo -= n;
-		last->next = NULL;
-		(void)pthread_mutex_unlock(&w->lock);
 
 		if (st == NULL) {
-			for (struct job *j = batch; j != NULL; j = j->next)
-				j->result = r < 0 ? r : -EIO;
+			for (struct req *rq = batch; rq != NULL; rq = rq->next)
+				rq->result = r < 0 ? r : -EIO;
 		} else {
 			write_batch(st, batch);
 		}
@@ -213,6 +292,56 @@ writer_main(void *arg)
 	return NULL;
 }
 
+/* ---- request states ----------------------------------------------------- */
+
+static struct req *
+req_get(struct webhook *w)
+{
+	struct req *rq = w->spare;
+
+	if (rq == NULL)
+		return calloc(1, sizeof(*rq));
+	w->spare = rq->next;
+	w->nspare--;
+	rq->next = NULL;
+	return rq;
+}
+
+/* Clears what one request left; keeps a small body buffer for the next. */
+static void
+req_put(struct webhook *w, struct req *rq)
+{
+	char *body = rq->body;
+	size_t cap = rq->cap;
+
+	free(rq->event_type);
+	free(rq->headers);
+	if (w->nspare >= WEBHOOK_POOL || cap > WEBHOOK_POOL_BODY) {
+		free(body);
+		free(rq);
+		return;
+	}
+	memset(rq, 0, sizeof(*rq));
+	rq->body = body;
+	rq->cap = cap;
+	rq->next = w->spare;
+	w->spare = rq;
+	w->nspare++;
+}
+
+static void
+spare_free(struct webhook *w)
+{
+	struct req *rq;
+
+	while ((rq = w->spare) != NULL) {
+		w->spare = rq->next;
+		free(rq->body);
+		free(rq);
+	}
+	w->nspare = 0;
+}
+
 /* ---- answers ------------------------------------------------------------ */
 
 static enum MHD_Result
@@ -221,8 +350,8 @@ answer(struct MHD_Connection *conn, unsigned status, const char *json)
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
-	resp = MHD_create_response_from_buffer(strlen(json), (void *)(uintptr_t)json,
-	    MHD_RESPMEM_MUST_COPY);
+	resp = MHD_create_response_from_buffer(strlen(json),
+	    (void *)(uintptr_t)json, MHD_RESPMEM_MUST_COPY);
 	if (resp == NULL)
 		return MHD_NO;
 	(void)MHD_add_response_header(resp, "Content-Type", "application/json");
@@ -248,21 +377,52 @@ answer_stored(struct MHD_Connection *conn, struct req *rq)
 {
 	char buf[128];
 
-	rq->answered = true;
 	if (rq->status != MHD_HTTP_OK)
 		return answer_error(conn, rq->status,
 		    "could not store the delivery");
 	(void)snprintf(buf, sizeof(buf),
 	    "{\"received\":true,\"seq\":%lld,\"duplicate\":%s}",
-	    (long long)rq->seq, rq->duplicate ? "true" : "false");
+	    (long long)rq->seq,
+	    rq->result == STORE_DUPLICATE ? "true" : "false");
 	return answer(conn, MHD_HTTP_OK, buf);
+}
+
+/* A result from the writer: count it, hand a new delivery to the inbox. */
+static void
+stored(struct webhook *w, struct req *rq)
+{
+	struct store_webhook wh = {
+	    .seq = rq->seq,
+	    .webhook_id = rq->id,
+	    .received_at = rq->received_at,
+	    .event_type = rq->event_type,
+	    .run_id = rq->run_id,
+	    .headers = rq->headers,
+	    .body = rq->body,
+	    .body_len = rq->len,
+	};
+
+	rq->waiting = false;
+	if (rq->result < 0) {
+		log_warn("webhook %s not stored: %s", rq->id,
+		    strerror(-rq->result));
+		rq->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		return;
+	}
+	rq->status = MHD_HTTP_OK;
+	if (rq->result == STORE_DUPLICATE) {
+		w->stats.duplicates++;
+		return;
+	}
+	w->stats.stored++;
+	inbox_committed(w->inbox, &wh);
 }
 
 static void
 done_cb(struct loop *loop, int fd, unsigned ev, void *arg)
 {
 	struct webhook *w = arg;
-	struct job *list, *j;
+	struct req *list, *rq;
 	uint64_t n;
 
 	(void)loop;
@@ -273,37 +433,12 @@ done_cb(struct loop *loop, int fd, unsigned ev, void *arg)
 	w->done = NULL;
 	w->done_tail = &w->done;
 	(void)pthread_mutex_unlock(&w->lock);
-	while ((j = list) != NULL) {
-		list = j->next;
-		j->req->waiting = false;
-		j->req->seq = j->seq;
-		if (j->result < 0) {
-			log_warn("webhook %s not stored: %s", j->webhook_id,
-			    strerror(-j->result));
-			j->req->status = MHD_HTTP_SERVICE_UNAVAILABLE;
-		} else {
-			j->req->status = MHD_HTTP_OK;
-			j->req->duplicate = j->result == STORE_DUPLICATE;
-			if (j->req->duplicate) {
-				w->stats.duplicates++;
-			} else {
-				struct store_webhook wh = {
-				    .seq = j->seq,
-				    .webhook_id = j->webhook_id,
-				    .received_at = j->received_at,
-				    .event_type = j->event_type,
-				    .run_id = j->run_id,
-				    .headers = j->headers,
-				    .body = j->body,
-				    .body_len = j->len,
-				};
-
-				w->stats.stored++;
-				inbox_committed(w->inbox, &wh);
-			}
-		}
-		MHD_resume_connection(j->conn);
-		job_free(j);
+	while ((rq = list) != NULL) {
+		list = rq->next;
+		rq->next = NULL;
+		w->queued--;
+		stored(w, rq);
+		MHD_resume_connection(rq->conn);
 	}
 	run_mhd(w);
 }
@@ -335,57 +470,6 @@ mark_busy(struct MHD_Connection *conn)
 		wc->busy = true;
 }
 
-/* Event type and run id from the body, for filters; NULL/0 if unknown. */
-static void
-peek_body(const char *body, size_t len, char **ret_type, int64_t *ret_run)
-{
-	cJSON *o = cJSON_ParseWithLength(body, len);
-	const cJSON *t, *r, *data;
-
-	*ret_type = NULL;
-	*ret_run = 0;
-	if (!cJSON_IsObject(o))
-		goto out;
-	t = cJSON_GetObjectItemCaseSensitive(o, "event");
-	if (!cJSON_IsString(t))
-		t = cJSON_GetObjectItemCaseSensitive(o, "type");
-	if (cJSON_IsString(t))
-		*ret_type = strdup(t->valuestring);
-	r = cJSON_GetObjectItemCaseSensitive(o, "run_id");
-	data = cJSON_GetObjectItemCaseSensitive(o, "data");
-	if (!cJSON_IsNumber(r) && cJSON_IsObject(data))
-		r = cJSON_GetObjectItemCaseSensitive(data, "run_id");
-	if (cJSON_IsNumber(r))
-		*ret_run = (int64_t)r->valuedouble;
-out:
-	cJSON_Delete(o);
-}
-
-static char *
-headers_json(const char *id, const char *ts, const char *ct)
-{
-	cJSON *o = cJSON_CreateObject();
-	char *s;
-
-	cJSON_AddStringToObject(o, "webhook-id", id);
-	cJSON_AddStringToObject(o, "webhook-timestamp", ts);
-	if (ct != NULL)
-		cJSON_AddStringToObject(o, "content-type", ct);
-	s = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	return s;
-}
-
-static void
-unseal(struct webhook *w)
-{
-	if (w->unsealed)
-		return;
-	for (size_t i = 0; i < w->nsecrets; i++)
-		sig_secret_unseal(w->secrets[i]);
-	w->unsealed = true;
-}
-
 static void
 seal(struct webhook *w)
 {
@@ -396,6 +480,65 @@ seal(struct webhook *w)
 	w->unsealed = false;
 }
 
+static void
+seal_cb(struct loop *loop, void *arg)
+{
+	struct webhook *w = arg;
+	uint64_t idle = loop_now(loop) - w->verified_at;
+
+	w->seal_timer = NULL;
+	if (!w->unsealed)
+		return;
+	if (idle < WEBHOOK_SEAL_MS &&
+	    loop_timer_add(loop, WEBHOOK_SEAL_MS - idle, seal_cb, w,
+		&w->seal_timer) == 0)
+		return;
+	seal(w);
+}
+
+/*
+ * Makes the secrets readable for the deliveries to come. Sealing them
+ * again after each one would cost two mprotect calls (TLB shootdowns)
+ * per secret per delivery; they are sealed once none came for
+ * WEBHOOK_SEAL_MS instead.
+ */
+static void
+unseal(struct webhook *w)
+{
+	w->verified_at = loop_now(w->loop);
+	if (w->unsealed)
+		return;
+	for (size_t i = 0; i < w->nsecrets; i++)
+		sig_secret_unseal(w->secrets[i]);
+	w->unsealed = true;
+	if (w->seal_timer == NULL &&
+	    loop_timer_add(w->loop, WEBHOOK_SEAL_MS, seal_cb, w,
+		&w->seal_timer) < 0)
+		seal(w); /* no timer: keep them sealed, verify the slow way */
+}
+
+/* Hands a verified delivery to the writer and suspends its connection. */
+static enum MHD_Result
+queue_delivery(struct webhook *w, struct MHD_Connection *conn,
+    struct req *rq)
+{
+	const char *ct = header(conn, "Content-Type");
+
+	if (w->queued >= WEBHOOK_MAX_QUEUE)
+		return answer_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "busy");
+	(void)snprintf(rq->ctype, sizeof(rq->ctype), "%s",
+	    ct != NULL && strlen(ct) <= WEBHOOK_MAX_TYPE ? ct : "");
+	rq->received_at = (int64_t)time(NULL);
+	rq->conn = conn;
+	rq->waiting = true;
+	*w->batch_tail = rq;
+	w->batch_tail = &rq->next;
+	w->queued++;
+	MHD_suspend_connection(conn);
+	return MHD_YES;
+}
+
 static enum MHD_Result
 finish_upload(struct webhook *w, struct MHD_Connection *conn, struct req *rq)
 {
@@ -403,9 +546,11 @@ finish_upload(struct webhook *w, struct MHD_Connection *conn, struct req *rq)
 	const char *ts = header(conn, "Webhook-Timestamp");
 	const char *sg = header(conn, "Webhook-Signature");
 	enum sig_result v;
-	struct job *j;
 
 	mark_busy(conn);
+	if (rq->too_big)
+		return answer_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+		    "body too large");
 	w->stats.received++;
 	unseal(w);
 	v = sig_verify(id, ts, sg, rq->body, rq->len, w->secrets, w->nsecrets,
@@ -419,40 +564,15 @@ finish_upload(struct webhook *w, struct MHD_Connection *conn, struct req *rq)
 			MHD_HTTP_UNAUTHORIZED,
 		    sig_result_str(v));
 	}
-	if (strlen(id) > 256) {
+	/* sig_verify took ts as at most 18 digits. */
+	if (strlen(id) > WEBHOOK_MAX_ID || strlen(ts) >= sizeof(rq->ts)) {
 		w->stats.rejected++;
 		return answer_error(conn, MHD_HTTP_BAD_REQUEST,
 		    "webhook id too long");
 	}
-	if (w->ntodo >= WEBHOOK_MAX_QUEUE)
-		return answer_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-		    "busy");
-	j = calloc(1, sizeof(*j));
-	if (j == NULL)
-		return MHD_NO;
-	j->conn = conn;
-	j->req = rq;
-	j->webhook_id = strdup(id);
-	j->received_at = (int64_t)time(NULL);
-	j->headers = headers_json(id, ts, header(conn, "Content-Type"));
-	peek_body(rq->body ? rq->body : "", rq->len, &j->event_type,
-	    &j->run_id);
-	j->body = rq->body;
-	j->len = rq->len;
-	rq->body = NULL;
-	if (j->webhook_id == NULL || j->headers == NULL) {
-		job_free(j);
-		return MHD_NO;
-	}
-	rq->waiting = true;
-	MHD_suspend_connection(conn);
-	(void)pthread_mutex_lock(&w->lock);
-	*w->todo_tail = j;
-	w->todo_tail = &j->next;
-	w->ntodo++;
-	(void)pthread_cond_signal(&w->cond);
-	(void)pthread_mutex_unlock(&w->lock);
-	return MHD_YES;
+	(void)snprintf(rq->id, sizeof(rq->id), "%s", id);
+	(void)snprintf(rq->ts, sizeof(rq->ts), "%s", ts);
+	return queue_delivery(w, conn, rq);
 }
 
 /* Appends a piece of the body; false to close the connection. */
@@ -461,9 +581,8 @@ take_upload(struct webhook *w, struct req *rq, const char *data, size_t n)
 {
 	if (!rq->too_big && rq->len + n > w->cfg.max_body) {
 		/*
-		 * libmicrohttpd takes no answer in the middle of a body (the
-		 * connection would close unanswered): read on, drop it and
-		 * answer 413 at its end, up to a point.
+		 * libmicrohttpd takes no answer in the middle of a body: read
+		 * on, drop it, answer 413 at its end (up to a point).
 		 */
 		rq->too_big = true;
 		rq->dropped = rq->len;
@@ -490,6 +609,32 @@ take_upload(struct webhook *w, struct req *rq, const char *data, size_t n)
 	return true;
 }
 
+/* The first call, once the headers are in. */
+static enum MHD_Result
+start_request(struct webhook *w, struct MHD_Connection *conn,
+    const char *method, void **con_cls)
+{
+	const char *cl;
+	struct req *rq;
+
+	if (strcmp(method, "POST") != 0) {
+		mark_busy(conn);
+		return answer_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+		    "only POST");
+	}
+	cl = header(conn, "Content-Length");
+	if (cl != NULL && strtoull(cl, NULL, 10) > w->cfg.max_body) {
+		mark_busy(conn);
+		return answer_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+		    "body too large");
+	}
+	rq = req_get(w);
+	if (rq == NULL)
+		return MHD_NO;
+	*con_cls = rq;
+	return MHD_YES;
+}
+
 static enum MHD_Result
 access_cb(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -500,39 +645,13 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 
 	(void)url;
 	(void)version;
-	if (rq == NULL) {
-		const char *cl;
-
-		if (strcmp(method, "POST") != 0) {
-			mark_busy(conn);
-			return answer_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
-			    "only POST");
-		}
-		cl = header(conn, "Content-Length");
-		if (cl != NULL && strtoull(cl, NULL, 10) > w->cfg.max_body) {
-			mark_busy(conn);
-			return answer_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
-			    "body too large");
-		}
-		rq = calloc(1, sizeof(*rq));
-		if (rq == NULL)
-			return MHD_NO;
-		*con_cls = rq;
-		return MHD_YES;
-	}
-	if (rq->answered)
-		return MHD_YES;
+	if (rq == NULL)
+		return start_request(w, conn, method, con_cls);
 	if (*upload_data_size > 0) {
 		size_t n = *upload_data_size;
 
 		*upload_data_size = 0;
 		return take_upload(w, rq, upload_data, n) ? MHD_YES : MHD_NO;
-	}
-	if (rq->too_big) {
-		mark_busy(conn);
-		rq->answered = true;
-		return answer_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
-		    "body too large");
 	}
 	if (rq->waiting)
 		return MHD_YES;
@@ -559,9 +678,7 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	}
 	if (rq == NULL)
 		return;
-	/* A job still in the writer keeps its own copy of everything. */
-	free(rq->body);
-	free(rq);
+	req_put(w, rq);
 	*con_cls = NULL;
 }
 
@@ -650,6 +767,21 @@ notify_conn_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
 
 /* ---- libmicrohttpd on the loop ------------------------------------------ */
 
+/* Gives the writer what this turn verified: one lock, one wake-up. */
+static void
+hand_over(struct webhook *w)
+{
+	if (w->batch == NULL)
+		return;
+	(void)pthread_mutex_lock(&w->lock);
+	*w->todo_tail = w->batch;
+	w->todo_tail = w->batch_tail;
+	(void)pthread_cond_signal(&w->cond);
+	(void)pthread_mutex_unlock(&w->lock);
+	w->batch = NULL;
+	w->batch_tail = &w->batch;
+}
+
 static void
 mhd_timer_cb(struct loop *loop, void *arg)
 {
@@ -664,15 +796,25 @@ static void
 run_mhd(struct webhook *w)
 {
 	MHD_UNSIGNED_LONG_LONG to;
+	uint64_t at;
 
 	(void)MHD_run(w->mhd);
-	seal(w);
-	if (w->timer != NULL) {
-		loop_timer_del(w->loop, w->timer);
+	hand_over(w);
+	if (MHD_get_timeout(w->mhd, &to) != MHD_YES) {
+		if (w->timer != NULL)
+			loop_timer_del(w->loop, w->timer);
 		w->timer = NULL;
+		return;
 	}
-	if (MHD_get_timeout(w->mhd, &to) == MHD_YES)
-		(void)loop_timer_add(w->loop, to, mhd_timer_cb, w, &w->timer);
+	/* An earlier timer only costs one more MHD_run: keep it. */
+	at = loop_now(w->loop) + to;
+	if (w->timer != NULL && w->timer_at <= at)
+		return;
+	if (w->timer != NULL)
+		loop_timer_del(w->loop, w->timer);
+	w->timer = NULL;
+	if (loop_timer_add(w->loop, to, mhd_timer_cb, w, &w->timer) == 0)
+		w->timer_at = at;
 }
 
 static void
@@ -682,6 +824,24 @@ mhd_io_cb(struct loop *loop, int fd, unsigned ev, void *arg)
 	(void)fd;
 	(void)ev;
 	run_mhd(arg);
+}
+
+/* libmicrohttpd's own messages: why it could not start, then debug. */
+static void
+mhd_log_cb(void *cls, const char *fmt, va_list ap)
+{
+	struct webhook *w = cls;
+	char buf[512];
+	size_t n;
+
+	(void)vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	if (w->started)
+		log_debug("webhook receiver: %s", buf);
+	else
+		log_warn("webhook receiver: %s", buf);
 }
 
 static int
@@ -734,18 +894,89 @@ read_pem(const char *path)
 	return buf;
 }
 
+static int
+load_tls(struct webhook *w, const struct webhook_config *cfg)
+{
+	w->tls_cert = read_pem(cfg->tls_cert);
+	if (w->tls_cert == NULL)
+		return log_warnc(-errno ? -errno : -EINVAL,
+		    "webhook_tls_cert %s", cfg->tls_cert);
+	w->tls_key = read_pem(cfg->tls_key);
+	if (w->tls_key == NULL)
+		return log_warnc(-errno ? -errno : -EINVAL,
+		    "webhook_tls_key %s", cfg->tls_key);
+	return 0;
+}
+
+static int
+start_mhd(struct webhook *w, const struct sockaddr_in *sa)
+{
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+	    MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem ops[] = {
+	    {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log_cb, w},
+	    {MHD_OPTION_SOCK_ADDR, 0, (void *)(uintptr_t)sa},
+	    {MHD_OPTION_CONNECTION_LIMIT, w->cfg.max_conns, NULL},
+	    {MHD_OPTION_CONNECTION_TIMEOUT, w->cfg.timeout_s, NULL},
+	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, WEBHOOK_MAX_HEADER, NULL},
+	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, w},
+	    {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_conn_cb, w},
+	    {MHD_OPTION_HTTPS_MEM_CERT, 0, w->tls_cert},
+	    {MHD_OPTION_HTTPS_MEM_KEY, 0, w->tls_key},
+	    {MHD_OPTION_END, 0, NULL},
+	};
+
+	if (w->tls_cert != NULL)
+		flags |= MHD_USE_TLS;
+	else
+		ops[7].option = MHD_OPTION_END;
+	w->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, w,
+	    MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+	if (w->mhd == NULL)
+		return w->tls_cert != NULL ? -EINVAL : -EADDRINUSE;
+	w->started = true;
+	return 0;
+}
+
+static int
+hook_up(struct webhook *w)
+{
+	const union MHD_DaemonInfo *info;
+	int r;
+
+	info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	w->port = info != NULL ? info->port : 0;
+	info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	if (info == NULL)
+		return -ENOTSUP;
+	r = loop_io_add(w->loop, info->epoll_fd, LOOP_READ, mhd_io_cb, w,
+	    &w->mhd_io);
+	if (r < 0)
+		return r;
+	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->efd == -1)
+		return -errno;
+	r = loop_io_add(w->loop, w->efd, LOOP_READ, done_cb, w, &w->efd_io);
+	if (r < 0)
+		return r;
+	r = -pthread_create(&w->writer, NULL, writer_main, w);
+	if (r < 0)
+		return r;
+	w->writer_started = true;
+	return 0;
+}
+
 int
 webhook_new(struct loop *loop, struct inbox *inbox,
     const struct webhook_config *cfg, struct webhook **ret)
 {
-	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
-	const union MHD_DaemonInfo *info;
 	struct sockaddr_in sa;
 	struct webhook *w;
 	int r;
 
 	if (parse_listen(cfg->listen, &sa) < 0 || cfg->timeout_s == 0 ||
-	    cfg->max_conns == 0)
+	    cfg->max_conns == 0 ||
+	    (cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
 		return -EINVAL;
 	w = calloc(1, sizeof(*w));
 	if (w == NULL)
@@ -756,6 +987,7 @@ webhook_new(struct loop *loop, struct inbox *inbox,
 	w->efd = -1;
 	w->todo_tail = &w->todo;
 	w->done_tail = &w->done;
+	w->batch_tail = &w->batch;
 	TAILQ_INIT(&w->conns);
 	(void)pthread_mutex_init(&w->lock, NULL);
 	(void)pthread_cond_init(&w->cond, NULL);
@@ -764,51 +996,10 @@ webhook_new(struct loop *loop, struct inbox *inbox,
 		r = -ENOMEM;
 		goto fail;
 	}
-	if (cfg->tls_cert != NULL) {
-		w->tls_cert = read_pem(cfg->tls_cert);
-		w->tls_key = read_pem(cfg->tls_key);
-		if (w->tls_cert == NULL || w->tls_key == NULL) {
-			r = -ENOENT;
-			goto fail;
-		}
-		flags |= MHD_USE_TLS;
-	}
-	w->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, w,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-	    MHD_OPTION_CONNECTION_LIMIT, cfg->max_conns,
-	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEBHOOK_MAX_HEADER,
-	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
-	    MHD_OPTION_NOTIFY_CONNECTION, notify_conn_cb, w,
-	    w->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
-	    w->tls_cert, MHD_OPTION_HTTPS_MEM_KEY, w->tls_key, MHD_OPTION_END);
-	if (w->mhd == NULL) {
-		r = -EADDRINUSE;
+	if (cfg->tls_cert != NULL && (r = load_tls(w, cfg)) < 0)
 		goto fail;
-	}
-	info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	w->port = info != NULL ? info->port : 0;
-	info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-	if (info == NULL) {
-		r = -ENOTSUP;
+	if ((r = start_mhd(w, &sa)) < 0 || (r = hook_up(w)) < 0)
 		goto fail;
-	}
-	r = loop_io_add(loop, info->epoll_fd, LOOP_READ, mhd_io_cb, w,
-	    &w->mhd_io);
-	if (r < 0)
-		goto fail;
-	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (w->efd == -1) {
-		r = -errno;
-		goto fail;
-	}
-	r = loop_io_add(loop, w->efd, LOOP_READ, done_cb, w, &w->efd_io);
-	if (r < 0)
-		goto fail;
-	r = -pthread_create(&w->writer, NULL, writer_main, w);
-	if (r < 0)
-		goto fail;
-	w->writer_started = true;
 	run_mhd(w);
 	*ret = w;
 	return 0;
@@ -820,31 +1011,39 @@ fail:
 void
 webhook_free(struct webhook *w)
 {
-	struct job *j;
+	struct req *rq;
 
 	if (w == NULL)
 		return;
 	if (w->writer_started) {
+		hand_over(w);
 		(void)pthread_mutex_lock(&w->lock);
 		w->stop = true;
 		(void)pthread_cond_signal(&w->cond);
 		(void)pthread_mutex_unlock(&w->lock);
 		(void)pthread_join(w->writer, NULL);
 	}
-	/* Committed but unanswered: resume so the daemon can close them. */
-	while ((j = w->done) != NULL) {
-		w->done = j->next;
-		MHD_resume_connection(j->conn);
-		job_free(j);
+	/*
+	 * Committed but unanswered: resume them so that libmicrohttpd can
+	 * close them (it refuses to stop with suspended connections). Their
+	 * states go back with completed_cb.
+	 */
+	while ((rq = w->done) != NULL) {
+		w->done = rq->next;
+		rq->next = NULL;
+		MHD_resume_connection(rq->conn);
 	}
 	if (w->timer != NULL)
 		loop_timer_del(w->loop, w->timer);
 	if (w->cut_timer != NULL)
 		loop_timer_del(w->loop, w->cut_timer);
+	if (w->seal_timer != NULL)
+		loop_timer_del(w->loop, w->seal_timer);
 	loop_io_del(w->loop, w->mhd_io);
 	loop_io_del(w->loop, w->efd_io);
 	if (w->mhd != NULL)
 		MHD_stop_daemon(w->mhd);
+	spare_free(w);
 	if (w->efd != -1)
 		(void)close(w->efd);
 	webhook_clear_secrets(w);
