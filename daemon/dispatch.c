@@ -181,7 +181,8 @@ dispatch_accepted(struct conn *c, void *arg, const char **ret_reason)
 	r = policy_conn_open(d->policy, rule_of(d, c, cs), p->uid);
 	if (r < 0) {
 		log_info("refusing a connection of uid %d: %s", (int)p->uid,
-		    strerror(-r));
+		    r == -EDQUOT ? "too many connections for this user" :
+				   strerror(-r));
 		server_set_data(c, NULL);
 		free(cs);
 		*ret_reason = cap;

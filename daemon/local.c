@@ -26,6 +26,7 @@
 #include "log.h"
 #include "loop.h"
 #include "methods.h"
+#include "policy.h"
 #include "request.h"
 #include "server.h"
 #include "sig.h"
@@ -107,10 +108,38 @@ local_describe(struct call *call)
 	cJSON_Delete(res);
 }
 
+/* How the policy sees the peer: name, [peer] section, tenant, admin. */
+static void
+hello_peer(struct call *call, cJSON *p)
+{
+	const struct ucred *peer = server_peer(call->conn);
+	const struct policy_rule *r = call->cs->rule;
+	const char *rule = r != NULL ? policy_rule_name(r) : NULL;
+	const char *tenant = r != NULL ? policy_rule_tenant(r) : NULL;
+
+	cJSON_AddNumberToObject(p, "uid", peer->uid);
+	cJSON_AddNumberToObject(p, "gid", peer->gid);
+	cJSON_AddNumberToObject(p, "pid", peer->pid);
+	if (call->cs->user[0] != '\0')
+		cJSON_AddStringToObject(p, "user", call->cs->user);
+	else
+		cJSON_AddNullToObject(p, "user");
+	if (rule != NULL)
+		cJSON_AddStringToObject(p, "rule", rule);
+	else
+		cJSON_AddNullToObject(p, "rule");
+	if (tenant != NULL)
+		cJSON_AddStringToObject(p, "tenant", tenant);
+	else
+		cJSON_AddNullToObject(p, "tenant");
+	cJSON_AddBoolToObject(p, "admin", peer->uid == 0 ||
+	    peer->uid == call->d->cfg.admin_uid ||
+	    (r != NULL && policy_rule_admin(r)));
+}
+
 static void
 local_hello(struct call *call)
 {
-	const struct ucred *peer = server_peer(call->conn);
 	cJSON *res = cJSON_CreateObject(), *caps, *lim, *p;
 	char fp[SIG_FINGERPRINT_SIZE];
 
@@ -127,11 +156,8 @@ local_hello(struct call *call)
 	cJSON_AddNumberToObject(lim, "max_depth", PROTO_MAX_DEPTH);
 	cJSON_AddNumberToObject(lim, "max_calls", DISPATCH_MAX_CALLS);
 	p = cJSON_AddObjectToObject(res, "peer");
-	cJSON_AddNumberToObject(p, "uid", peer->uid);
-	cJSON_AddNumberToObject(p, "gid", peer->gid);
-	cJSON_AddNumberToObject(p, "pid", peer->pid);
-	cJSON_AddBoolToObject(p, "admin",
-	    peer->uid == 0 || peer->uid == call->d->cfg.admin_uid);
+	if (p != NULL)
+		hello_peer(call, p);
 	if (sig_key_fingerprint(call->d->key, fp) == 0)
 		cJSON_AddStringToObject(res, "key_fingerprint", fp);
 	else

@@ -478,6 +478,12 @@ policy_rule_tenant(const struct policy_rule *r)
 }
 
 bool
+policy_rule_admin(const struct policy_rule *r)
+{
+	return r->admin;
+}
+
+bool
 policy_method_is_admin(const char *method)
 {
 	const struct method *m = methods_find(method);

@@ -67,6 +67,9 @@ const char *policy_rule_name(const struct policy_rule *r);
 /* The forced user_id of the rule, or NULL. */
 const char *policy_rule_tenant(const struct policy_rule *r);
 
+/* The rule's admin = true. */
+bool policy_rule_admin(const struct policy_rule *r);
+
 /*
  * True for the methods that need an admin peer: auth.*, cache.clear,
  * daemon.shutdown, daemon.reload, daemon.set_log_level and any method the
