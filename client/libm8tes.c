@@ -695,6 +695,16 @@ step(struct m8c_conn *c, long long deadline)
 	return route_line(c, line, len);
 }
 
+/* Unread bytes from the daemon, buffered or in the socket. */
+static bool
+parting_words(struct m8c_conn *c)
+{
+	char b;
+
+	return c->len > c->off + c->pending ||
+	    recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+}
+
 static int
 send_all(struct m8c_conn *c, const char *p, size_t len)
 {
@@ -771,6 +781,16 @@ m8c_start(struct m8c_conn *c, const char *method, const cJSON *params,
 	/* cJSON left room for its NUL: the newline takes its place. */
 	text[len] = '\n';
 	r = send_all(c, text, len + 1);
+	/*
+	 * A daemon that refuses the connection (m8tesd.busy) says why and
+	 * closes it, maybe before the request went out. When its words are
+	 * there to read, the call is kept so that waiting for it reads them
+	 * (a line without id). Nothing more is sent on this connection.
+	 */
+	if (r == -EPIPE && c->wfail == 0 && parting_words(c)) {
+		c->wfail = r;
+		r = 0;
+	}
 	if (r < 0) {
 		free(call);
 		goto out;
