@@ -6,7 +6,8 @@
 # exactly that identity. Source after lib.sh. The users are created once
 # and left in place (later runs reuse them).
 #
-# A PEER is a user name, or "UID:GID" for an identity with no name.
+# A PEER is a user name, "UID:GID" for an identity with no name, or
+# "self" for the test's own identity (no setpriv: works without root).
 
 # need_root: skips the whole script (passing) unless it runs as root.
 need_root() {
@@ -60,14 +61,22 @@ ensure_user() {
 }
 
 # peer_uid PEER, peer_gid PEER: the uid and primary gid of a peer.
-peer_uid() { case $1 in *:*) echo "${1%%:*}" ;; *) id -u "$1" ;; esac; }
-peer_gid() { case $1 in *:*) echo "${1##*:}" ;; *) id -g "$1" ;; esac; }
+peer_uid() {
+	case $1 in self) id -u ;; *:*) echo "${1%%:*}" ;; *) id -u "$1" ;; esac
+}
+peer_gid() {
+	case $1 in self) id -g ;; *:*) echo "${1##*:}" ;; *) id -g "$1" ;; esac
+}
 
 # as PEER COMMAND...: runs COMMAND as PEER (its uid and primary gid, no
 # supplementary groups, environment kept).
 as() {
 	local p=$1
 	shift
+	if [ "$p" = self ]; then
+		"$@"
+		return
+	fi
 	setpriv --reuid="$(peer_uid "$p")" --regid="$(peer_gid "$p")" \
 	    --clear-groups -- "$@"
 }
@@ -127,9 +136,7 @@ conn_open() {
 	# their write ends would keep them from ever seeing the end.
 	(
 		for fd in "${CONN_FD[@]}"; do exec {fd}>&-; done
-		exec setpriv --reuid="$(peer_uid "$p")" \
-		    --regid="$(peer_gid "$p")" --clear-groups -- \
-		    socat -t 1 - UNIX-CONNECT:"$SOCK"
+		as "$p" socat -t 1 - UNIX-CONNECT:"$SOCK"
 	) <"$T/conn.$name.in" >>"$T/conn.$name.out" 2>&1 &
 	CONN_PID[$name]=$!
 	exec {fd}>"$T/conn.$name.in"
