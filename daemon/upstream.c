@@ -524,6 +524,15 @@ fail:
 	return r;
 }
 
+void
+upstream_set_limits(struct upstream *up, unsigned timeout_s,
+    double max_retry_after_s, double backoff_base_s)
+{
+	up->timeout_s = timeout_s ? timeout_s : 300;
+	up->max_retry_after_s = max_retry_after_s;
+	up->backoff_base_s = backoff_base_s;
+}
+
 unsigned
 upstream_timeout_s(const struct upstream *up)
 {
@@ -599,11 +608,14 @@ attempt_done(struct up_req *req, CURLcode code)
 				    resp.status == 502 || resp.status == 503 ||
 				    resp.status == 504));
 	if (retryable && req->eligible && req->attempts < UP_MAX_ATTEMPTS) {
+		bool told = code == CURLE_OK && resp.status == 429 &&
+		    resp.retry_after >= 0;
+
 		wait_s = up->backoff_base_s * (double)(1u << (req->attempts - 1));
-		if (code == CURLE_OK && resp.status == 429 &&
-		    resp.retry_after >= 0)
+		if (told)
 			wait_s = resp.retry_after;
-		if (wait_s <= up->max_retry_after_s) {
+		/* max_retry_after bounds the upstream's wait, not ours. */
+		if (!told || wait_s <= up->max_retry_after_s) {
 			up->stats.retries++;
 			log_debug("upstream %s: attempt %d failed (%ld), "
 				  "retrying in %.2fs",

@@ -85,6 +85,13 @@ void upstream_free(struct upstream *up);
 /* Replaces the base URL (on reload). -ENOMEM. */
 int upstream_set_base_url(struct upstream *up, const char *url);
 
+/*
+ * Replaces the timeout, the longest Retry-After waited and the first
+ * retry's wait (on reload), for the attempts that start from now on.
+ */
+void upstream_set_limits(struct upstream *up, unsigned timeout_s,
+    double max_retry_after_s, double backoff_base_s);
+
 /* The connect and read-inactivity timeout, in seconds. */
 unsigned upstream_timeout_s(const struct upstream *up);
 
