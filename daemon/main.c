@@ -467,6 +467,8 @@ apply_config(struct daemon *dm)
 	log_set_level(c->log_level);
 	if (c->base_url != NULL)
 		(void)upstream_set_base_url(dm->up, c->base_url);
+	upstream_set_limits(dm->up, (unsigned)c->upstream_timeout,
+	    c->max_retry_after, c->retry_backoff);
 	dispatch_set_poll_interval(dm->d, c->poll_interval);
 }
 
@@ -505,7 +507,12 @@ reload(void *arg, char *err, size_t errlen)
 		CONFIG_BIT(CONFIG_SOCKET_MODE) |
 		CONFIG_BIT(CONFIG_SOCKET_GROUP) |
 		CONFIG_BIT(CONFIG_WEBHOOK_TLS_CERT) |
-		CONFIG_BIT(CONFIG_WEBHOOK_TLS_KEY) | CONFIG_BIT(CONFIG_HOOKS));
+		CONFIG_BIT(CONFIG_WEBHOOK_TLS_KEY) | CONFIG_BIT(CONFIG_HOOKS) |
+		CONFIG_BIT(CONFIG_API_KEY_FILE) |
+		CONFIG_BIT(CONFIG_MAX_CONNECTIONS) |
+		CONFIG_BIT(CONFIG_WEBHOOK_TOLERANCE) |
+		CONFIG_BIT(CONFIG_WEBHOOK_MAX_BODY) |
+		CONFIG_BIT(CONFIG_AUDIT_RETENTION_DAYS));
 	config_done(&old);
 	apply_config(dm);
 	if (dm->policy != NULL && (r = policy_reload(dm->policy, &dm->cfg)) < 0)
