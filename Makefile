@@ -10,7 +10,7 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 
 DEBS = build-essential cmake pkg-config libmicrohttpd-dev \
        libcurl4-openssl-dev libcjson-dev libsodium-dev libsqlite3-dev \
-       libsystemd-dev systemd curl socat jq
+       libsystemd-dev systemd curl socat jq openssl
 PCMODS = libmicrohttpd libcurl libcjson libsodium sqlite3 libsystemd
 
 .PHONY: all deps build run test bench fuzz clean format
@@ -19,7 +19,8 @@ all: build
 
 deps:
 	@if ! pkg-config --exists $(PCMODS) 2>/dev/null || \
-	    ! command -v cmake >/dev/null || ! command -v socat >/dev/null || ! command -v jq >/dev/null; then \
+	    ! command -v cmake >/dev/null || ! command -v socat >/dev/null || ! command -v jq >/dev/null || \
+	    ! command -v openssl >/dev/null; then \
 		if [ "$$(id -u)" != 0 ]; then \
 			echo "missing build dependencies; as root run: apt-get install $(DEBS)" >&2; \
 			exit 1; \

@@ -93,10 +93,14 @@ wh_post() {
 	echo "$(cat "$T/post.code") $(cat "$T/post.body" 2>/dev/null)"
 }
 
-# wh_send SECRET ID BODY [TS]: a correctly signed delivery; "STATUS BODY".
+# wh_send SECRET ID BODY [TS [CURL_ARGS...]]: a correctly signed delivery
+# (TS empty or left out: now); prints "STATUS BODY".
 wh_send() {
-	local ts=${4:-$(date +%s)}
-	wh_post "$2" "$ts" "$(wh_sign "$1" "$2" "$ts" "$3")" "$3"
+	local secret=$1 id=$2 body=$3 ts=${4:-}
+	shift 3
+	[ $# -gt 0 ] && shift
+	[ -n "$ts" ] || ts=$(date +%s)
+	wh_post "$id" "$ts" "$(wh_sign "$secret" "$id" "$ts" "$body")" "$body" "$@"
 }
 
 # wh_deliver JSON: the mock's delivery driver aimed at the receiver;
