@@ -671,7 +671,7 @@ cli_out_stream_reset(struct cli_out *o)
 int
 cli_out_run_result(struct cli_out *o, const cJSON *result)
 {
-	const cJSON *errors, *e, *finished;
+	const cJSON *errors, *e, *finished, *run;
 	const char *text, *reason;
 	long long id;
 	char *s;
@@ -688,6 +688,10 @@ cli_out_run_result(struct cli_out *o, const cJSON *result)
 		return 0;
 	}
 	text = str_at(result, "text");
+	run = cJSON_GetObjectItemCaseSensitive(result, "run");
+	/* A run that ended out of sight: its final state was fetched. */
+	if ((text == NULL || text[0] == '\0') && str_at(run, "output") != NULL)
+		text = str_at(run, "output");
 	if (!o->streamed_text && text != NULL && text[0] != '\0') {
 		cli_out_clean(o->f, text, "\n");
 		o->text_open = text[strlen(text) - 1] != '\n';
@@ -706,6 +710,8 @@ cli_out_run_result(struct cli_out *o, const cJSON *result)
 		}
 	}
 	reason = str_at(result, "stop_reason");
+	if (reason == NULL)
+		reason = str_at(run, "stop_reason");
 	if (!o->stop_shown && reason != NULL)
 		print_stop(o, reason);
 	finished = cJSON_GetObjectItemCaseSensitive(result, "finished");

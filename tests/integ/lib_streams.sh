@@ -133,3 +133,60 @@ wire_list() {
 
 # rss_kb PID: resident set size in KiB.
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+cat >"$T/ptyrun.py" <<'EOF2'
+import os, pty, select, sys, time
+
+# ptyrun.py OUT [--expect TEXT | --send TEXT]... -- CMD...
+# Runs CMD on a new terminal; waits for each TEXT to --expect in its output
+# before the next --send (C escapes allowed, e.g. "y\n", "\x04"); saves
+# the whole output to OUT; exits with CMD's status.
+args = sys.argv[1:]
+out = args.pop(0)
+steps = []
+while args and args[0] != "--":
+    kind, val = args[0], args[1]
+    args = args[2:]
+    if kind == "--send":
+        val = val.encode().decode("unicode_escape")
+    steps.append((kind, val.encode()))
+args.pop(0)
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(args[0], args)
+buf = b""
+end = time.time() + 30
+
+def more(wait):
+    global buf
+    r, _, _ = select.select([fd], [], [], wait)
+    if not r:
+        return True
+    try:
+        data = os.read(fd, 65536)
+    except OSError:
+        return False
+    buf += data
+    return len(data) > 0
+
+pos = 0
+for kind, val in steps:
+    if kind == "--send":
+        os.write(fd, val)
+        continue
+    while buf.find(val, pos) < 0 and time.time() < end and more(0.2):
+        pass
+    if buf.find(val, pos) >= 0:
+        pos = buf.find(val, pos) + len(val)
+while time.time() < end and more(0.5):
+    pass
+_, st = os.waitpid(pid, 0)
+open(out, "wb").write(buf)
+sys.exit(os.waitstatus_to_exitcode(st))
+EOF2
+
+# on_pty OUT [--expect TEXT|--send TEXT]... -- CMD...: CMD on a terminal.
+on_pty() { python3 "$T/ptyrun.py" "$@"; }
+
+# crlf FILE: the terminal's output with its CRs removed.
+crlf() { tr -d '\r' <"$1"; }
