@@ -388,6 +388,18 @@ local_auth_validated(struct call *call, const struct up_response *r)
 	cJSON_Delete(res);
 }
 
+/* A key as sig_key_set takes it, checked before it is sent anywhere. */
+static bool
+key_text_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > 4096)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
 static void
 local_auth(struct call *call)
 {
@@ -405,10 +417,10 @@ local_auth(struct call *call)
 		int r;
 
 		/* The same rules as for any key: no blanks, no controls. */
-		if (len == 0 || len > 4096 ||
-		    strpbrk(k->valuestring, " \t\r\n") != NULL) {
+		if (!key_text_ok(k->valuestring, len)) {
 			call_fail(call, E_INVALID_PARAMS,
-			    "\"api_key\" is empty or has blanks in it");
+			    "\"api_key\" must be 1 to 4096 printable "
+			    "characters without blanks");
 			return;
 		}
 		call->new_key = strdup(k->valuestring);

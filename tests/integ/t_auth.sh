@@ -115,7 +115,7 @@ mock_clear
 login "m8 with blanks"
 eq "a key with blanks: m8tes exits 2" "$LOGIN_RC" 2
 eq "... refused by the daemon" "$(cat "$T/login.out")" \
-    'm8tes: "api_key" is empty or has blanks in it (m8tesd.invalid_params)'
+    'm8tes: "api_key" must be 1 to 4096 printable characters without blanks (m8tesd.invalid_params)'
 login ""
 eq "no key at all: m8tes exits 2" "$LOGIN_RC" 2
 eq "... saying so" "$(cat "$T/login.out")" "m8tes: no key given"
