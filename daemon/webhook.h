@@ -21,7 +21,7 @@ struct webhook;
 struct inbox;
 
 #define WEBHOOK_MAX_SECRETS 16
-#define WEBHOOK_MAX_HEADER 32768 /* request line + headers, bytes */
+#define WEBHOOK_MAX_HEADER 16384 /* request line + headers, bytes */
 #define WEBHOOK_MAX_CONNS 1024   /* connections the daemon opens with */
 #define WEBHOOK_TIMEOUT_S 10     /* seconds the daemon opens with */
 
