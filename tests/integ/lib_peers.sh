@@ -27,8 +27,8 @@ need_root() {
 # retry COMMAND...: runs COMMAND up to 20 times while it fails (useradd
 # and groupadd fail while another process holds /etc/passwd's lock).
 retry() {
-	local i
-	for i in $(seq 20); do
+	local _
+	for _ in $(seq 20); do
 		"$@" 2>/dev/null && return 0
 		sleep 0.1
 	done

@@ -14,7 +14,9 @@
 . "$(dirname "$0")/lib_peers.sh"
 
 need_root
-ensure_user m8t_alice && ensure_user m8t_bob || { echo "cannot create users"; exit 1; }
+for u in m8t_alice m8t_bob; do
+	ensure_user "$u" || { echo "cannot create user $u"; exit 1; }
+done
 ALICE=$(id -u m8t_alice) BOB=$(id -u m8t_bob)
 chmod 755 "$T"
 CONF=$T/m8tesd.conf

@@ -135,7 +135,7 @@ conn_close keep
 # ---- restarts: what is stored, and what wins ------------------------------
 
 stop_daemon
-DAEMON_KEY= start_daemon
+DAEMON_KEY='' start_daemon
 eq "restart without a key: the stored login" "$(call auth.status)" \
     "$(status_is login "$KEY")"
 mock_clear
@@ -171,7 +171,7 @@ stop_daemon
 
 # ---- logout ---------------------------------------------------------------
 
-DAEMON_KEY= start_daemon
+DAEMON_KEY='' start_daemon
 out=$("$BIN/m8tes" --socket "$SOCK" --json auth logout)
 eq "m8tes auth logout" "$out" '{"logged_out":true}'
 echo "$out" >>"$T/replies.log"
@@ -183,7 +183,7 @@ jeq "calls fail without a key" "$(call teammates.list)" \
     '{"id":1,"error":{"code":"m8tesd.no_api_key","message":"the daemon has no API key (see m8tes auth login)","retryable":false}}'
 eq "... before anything is sent" "$(mock_requests | jq length)" 0
 stop_daemon
-DAEMON_KEY= start_daemon
+DAEMON_KEY='' start_daemon
 eq "after a restart the stored key is still gone" "$(call auth.status)" \
     '{"id":1,"result":{"key_set":false,"fingerprint":null,"source":"none"}}'
 

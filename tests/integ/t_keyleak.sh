@@ -138,7 +138,6 @@ mock_faults_clear
 
 # ---- a redirect to another port does not carry the key ---------------------
 
-MOCK1=$MOCK MOCK1_PID=$MOCK_PID
 "$BIN/m8tes-mockd" --listen 127.0.0.1:0 --api-key m8_other_mock_key \
     --port-file "$T/mock2.port" >"$T/mock2.log" 2>&1 &
 MOCK2_PID=$!
