@@ -122,7 +122,10 @@ TEST(every_key)
 	    "webhook_tls_cert = /etc/m8tes/cert.pem\n"
 	    "webhook_tls_key = /etc/m8tes/key.pem\n"
 	    "audit_retention_days = 7\n"
-	    "default_deny = yes\n";
+	    "default_deny = yes\n"
+	    "cache_max_bytes = 8M\n"
+	    "cache_max_file_bytes = 2G\n"
+	    "cache_ttl = agents=60 runs=2.5\n";
 	struct config c;
 
 	ASSERT_OK(parse(text, &c));
@@ -151,6 +154,9 @@ TEST(every_key)
 	ASSERT_STREQ(c.webhook_tls_key, "/etc/m8tes/key.pem");
 	ASSERT_EQ(c.audit_retention_days, 7);
 	ASSERT(c.default_deny);
+	ASSERT_EQ(c.cache_max_bytes, 8 * 1024 * 1024);
+	ASSERT_EQ(c.cache_max_file_bytes, 2ull * 1024 * 1024 * 1024);
+	ASSERT_STREQ(c.cache_ttl, "agents=60 runs=2.5");
 	/* Every key but the [peer] sections was given. */
 	ASSERT_EQ(c.set, CONFIG_BIT(CONFIG_PEERS) - 1);
 	for (int k = 0; k < CONFIG_PEERS; k++)
