@@ -5,8 +5,9 @@
  * newlines into Webhook-Id, Webhook-Timestamp, Webhook-Signature and the
  * raw body (the rest, newlines and all), exactly as the receiver hands
  * them to sig_verify with two secrets and both tolerance modes. A
- * signature the harness computes itself must always verify, and a
- * one-byte change of the body must never verify.
+ * signature the harness computes itself must always verify, sealed or
+ * unsealed as the receiver holds them under load, and a one-byte change of
+ * the body must never verify.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -61,6 +62,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    strlen(ts) && strlen(ts) < 18) {
 		sig_sign("whsec_rotated", id, ts, p, len, sig);
 		if (sig_verify(id, ts, sig, p, len, secrets, 2, 0, 0) != SIG_OK)
+			abort();
+		sig_secret_unseal(secrets[0]);
+		sig_secret_unseal(secrets[1]);
+		r = sig_verify(id, ts, sig, p, len, secrets, 2, 0, 0);
+		sig_secret_seal(secrets[0]);
+		sig_secret_seal(secrets[1]);
+		if (r != SIG_OK)
 			abort();
 		if (len > 0) {
 			uint8_t *copy = malloc(len);
