@@ -55,6 +55,7 @@ struct run_marks {
 	bool error, cancelled, invalid, unknown, fields;
 	bool split, crlf, cr, keepalive, multiline;
 	bool nodone, doneonly, bracketonly;
+	bool stamp; /* "t_us" (CLOCK_MONOTONIC) in each frame as it is sent */
 	unsigned int drop; /* frames before the first cut, 0 none */
 	unsigned int stall_ms;
 	unsigned int slow_ms;

@@ -74,6 +74,7 @@ marker_apply(struct run_marks *m, const char *name, const char *arg)
 	    F(nodone),
 	    F(doneonly),
 	    F(bracketonly),
+	    F(stamp),
 #undef F
 	};
 

@@ -8,7 +8,7 @@
  *   [fail] [fail:TYPE] [soft_fail[:CODE]] [cancelled] [error] [approval]
  *   [question] [plan] [autocontinue] [invalid] [unknown] [fields]
  *   [split] [crlf] [cr] [keepalive] [multiline] [nodone] [doneonly]
- *   [bracketonly] [drop:N] [stall] [stall:MS] [slow:MS] [long:N]
+ *   [bracketonly] [drop:N] [stall] [stall:MS] [slow:MS] [long:N] [stamp]
  */
 #ifndef MOCKD_SCRIPT_H
 #define MOCKD_SCRIPT_H

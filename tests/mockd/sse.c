@@ -124,7 +124,18 @@ format(struct sse_stream *s, const struct run_event *ev, size_t i)
 	for (const char *p = ev->text;;) {
 		size_t n = strcspn(p, "\n");
 
-		r |= put_str(s, "data: ") | put(s, p, n) | put_str(s, eol);
+		r |= put_str(s, "data: ");
+		if (m->stamp && p == ev->text && *p == '{' && p[1] != '}') {
+			/* [stamp]: when the frame leaves, for latency benches. */
+			char t[48];
+
+			(void)snprintf(t, sizeof(t), "{\"t_us\":%llu,",
+			    (unsigned long long)util_now_us());
+			r |= put_str(s, t);
+			p++;
+			n--;
+		}
+		r |= put(s, p, n) | put_str(s, eol);
 		if (p[n] == '\0')
 			break;
 		p += n + 1;

@@ -238,6 +238,15 @@ util_parse_ll(const char *s, long long *ret)
 }
 
 uint64_t
+util_now_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t
 util_now_ms(void)
 {
 	struct timespec ts;

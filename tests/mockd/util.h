@@ -44,5 +44,7 @@ int util_parse_ll(const char *s, long long *ret);
 
 /* Milliseconds on the monotonic clock. */
 uint64_t util_now_ms(void);
+/* Microseconds on the monotonic clock. */
+uint64_t util_now_us(void);
 
 #endif
