@@ -28,6 +28,7 @@
 #include "upstream.h"
 
 #define REATTACH_BASE_MS 250
+#define FAN_OUT_PEEK 64 /* events between looks at a reader behind */
 
 enum hub_state {
 	HUB_STARTING, /* request sent, no event yet */
@@ -45,7 +46,8 @@ struct logent {
 struct stream_sub {
 	struct hub *hub;
 	struct conn *conn;
-	char *id; /* printed id, or NULL */
+	char *head; /* {"id":ID,"seq": of its event lines */
+	size_t hlen;
 	bool text_only;
 	uint64_t cursor; /* last seq sent */
 	uint64_t mark;   /* the log's length when it last took an event */
@@ -94,6 +96,8 @@ struct streams {
 	struct hub_list live, finished;
 	size_t nfinished;
 	struct sub_list behind;
+	char *line; /* where event lines are put together */
+	size_t linecap;
 	struct streams_stats stats;
 };
 
@@ -128,7 +132,7 @@ sub_free(struct stream_sub *sub)
 		TAILQ_REMOVE(&h->s->behind, sub, pump_link);
 	TAILQ_REMOVE(&h->subs, sub, link);
 	h->s->stats.subs--;
-	free(sub->id);
+	free(sub->head);
 	free(sub);
 }
 
@@ -172,6 +176,7 @@ streams_free(struct streams *s)
 		hub_free(TAILQ_FIRST(&s->live));
 	while (!TAILQ_EMPTY(&s->finished))
 		hub_free(TAILQ_FIRST(&s->finished));
+	free(s->line);
 	free(s);
 }
 
@@ -226,15 +231,35 @@ hub_revive(struct hub *h)
 
 /* ---- sending ----------------------------------------------------------- */
 
-/* Queues event seq (1-based) for sub. Returns false if it must wait. */
+/* Writes v in decimal at p; returns the digits written. */
+static size_t
+u64_format(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	for (size_t i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/*
+ * Queues event seq (1-based) for sub. Returns false if it must wait. The
+ * line is the sub's head, the seq and the logged event text, put together
+ * in one buffer the hub keeps: no formatting and no allocation per line.
+ */
 static bool
 sub_send(struct stream_sub *sub, uint64_t seq)
 {
+	static const char ev[] = ",\"event\":";
 	const struct logent *e = &sub->hub->log[seq - 1];
-	char head[PROTO_MAX_ID + 96];
-	char *line;
-	size_t hl, len;
-	int r;
+	struct streams *s = sub->hub->s;
+	size_t len = sub->hlen + 20 + sizeof(ev) - 1 + e->len + 2;
+	char *p;
 
 	if (sub->text_only && !e->is_text) {
 		sub->cursor = seq;
@@ -247,31 +272,30 @@ sub_send(struct stream_sub *sub, uint64_t seq)
 		if (server_queued(sub->conn) >= STREAMS_SUB_QUEUE)
 			return false;
 	}
-	if (sub->id != NULL)
-		r = snprintf(head, sizeof(head), "{\"id\":%s,\"seq\":%" PRIu64
-						 ",\"event\":",
-		    sub->id, seq);
-	else
-		r = snprintf(head, sizeof(head), "{\"seq\":%" PRIu64 ",\"event\":",
-		    seq);
-	if (r < 0 || (size_t)r >= sizeof(head))
-		return false;
-	hl = (size_t)r;
-	len = hl + e->len + 2;
-	line = malloc(len);
-	if (line == NULL)
-		return false;
-	memcpy(line, head, hl);
-	memcpy(line + hl, e->text, e->len);
-	line[hl + e->len] = '}';
-	line[hl + e->len + 1] = '\n';
-	r = server_send(sub->conn, line, len);
-	free(line);
-	if (r < 0)
+	if (len > s->linecap) {
+		size_t cap = len < 4096 ? 4096 : len * 2;
+		char *l = realloc(s->line, cap);
+
+		if (l == NULL)
+			return false;
+		s->line = l;
+		s->linecap = cap;
+	}
+	p = s->line;
+	memcpy(p, sub->head, sub->hlen);
+	p += sub->hlen;
+	p += u64_format(p, seq);
+	memcpy(p, ev, sizeof(ev) - 1);
+	p += sizeof(ev) - 1;
+	memcpy(p, e->text, e->len);
+	p += e->len;
+	*p++ = '}';
+	*p++ = '\n';
+	if (server_send(sub->conn, s->line, (size_t)(p - s->line)) < 0)
 		return false;
 	sub->cursor = seq;
 	sub->mark = sub->hub->nlog;
-	sub->hub->s->stats.deliveries++;
+	s->stats.deliveries++;
 	return true;
 }
 
@@ -325,8 +349,12 @@ sub_catch_up(struct stream_sub *sub)
 	struct hub *h = sub->hub;
 
 	if (sub_stalled(sub)) {
-		sub_lagged(sub);
-		return false;
+		/* Its reader may have drained what was written already. */
+		server_write_now(sub->conn);
+		if (server_queued(sub->conn) >= STREAMS_SUB_QUEUE / 2) {
+			sub_lagged(sub);
+			return false;
+		}
 	}
 	while (sub->cursor < h->nlog) {
 		if (!sub_send(sub, sub->cursor + 1)) {
@@ -396,8 +424,19 @@ fan_out(struct hub *h)
 
 	for (sub = TAILQ_FIRST(&h->subs); sub != NULL; sub = next) {
 		next = TAILQ_NEXT(sub, link);
-		if (sub->behind)
+		if (sub->behind) {
+			/*
+			 * The loop does not sleep (and pump) during a long
+			 * burst from upstream: look in on it now and then.
+			 */
+			if ((h->nlog & (FAN_OUT_PEEK - 1)) == 0) {
+				server_write_now(sub->conn);
+				if (server_queued(sub->conn) <
+				    STREAMS_SUB_QUEUE / 2)
+					(void)sub_catch_up(sub);
+			}
 			continue;
+		}
 		if (sub->cursor + 1 == h->nlog) {
 			if (!sub_send(sub, h->nlog))
 				sub_mark_behind(sub);
@@ -908,6 +947,29 @@ hub_start_transfer(struct hub *h, enum method_verb verb, const char *path,
 
 /* ---- subscribing ------------------------------------------------------- */
 
+/* {"id":ID,"seq": (or {"seq": without an id), the start of sub's lines. */
+static int
+sub_head(struct stream_sub *sub, const cJSON *id)
+{
+	char *printed = id != NULL ? cJSON_PrintUnformatted(id) : NULL;
+	size_t n = printed != NULL ? strlen(printed) : 0;
+
+	if (id != NULL && printed == NULL)
+		return -ENOMEM;
+	sub->head = malloc(n + 16);
+	if (sub->head == NULL) {
+		free(printed);
+		return -ENOMEM;
+	}
+	if (printed != NULL)
+		sub->hlen = (size_t)snprintf(sub->head, n + 16,
+		    "{\"id\":%s,\"seq\":", printed);
+	else
+		sub->hlen = (size_t)snprintf(sub->head, n + 16, "{\"seq\":");
+	free(printed);
+	return 0;
+}
+
 int
 streams_subscribe(struct streams *s, const struct stream_start *st,
     const struct stream_target *t, struct stream_sub **ret)
@@ -919,12 +981,9 @@ streams_subscribe(struct streams *s, const struct stream_start *st,
 	sub = calloc(1, sizeof(*sub));
 	if (sub == NULL)
 		return -ENOMEM;
-	if (t->id != NULL) {
-		sub->id = cJSON_PrintUnformatted(t->id);
-		if (sub->id == NULL) {
-			free(sub);
-			return -ENOMEM;
-		}
+	if (sub_head(sub, t->id) < 0) {
+		free(sub);
+		return -ENOMEM;
 	}
 	sub->conn = t->conn;
 	sub->text_only = t->text_only;
@@ -948,7 +1007,7 @@ streams_subscribe(struct streams *s, const struct stream_start *st,
 		start = true;
 	}
 	if (h == NULL) {
-		free(sub->id);
+		free(sub->head);
 		free(sub);
 		return -ENOMEM;
 	}

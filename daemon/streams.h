@@ -28,7 +28,7 @@ struct streams;
 struct stream_sub;
 struct codec_error;
 
-#define STREAMS_SUB_QUEUE (256u * 1024) /* bytes queued before pausing */
+#define STREAMS_SUB_QUEUE (64u * 1024)  /* bytes queued before pausing */
 #define STREAMS_MAX_LAG 4096            /* events behind before "lagged" */
 #define STREAMS_MAX_EVENTS 200000       /* events logged per run */
 #define STREAMS_MAX_LOG (64u * 1024 * 1024) /* bytes logged per run */
