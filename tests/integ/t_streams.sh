@@ -136,6 +136,28 @@ jqt "runs.stream (ended upstream): the run's final state" "$out" \
     ".id == 8 and .result.run_id == $run and .result.status == \"completed\"
      and .result.finished == true and .result.seq == 0 and
      .result.run.id == $run and .result.run.status == \"completed\""
+# A live run started elsewhere: one attach, which replays its turn.
+curl -sN -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+    -d '{"message":"[approval] Elsewhere","stream":true}' "$MOCK_URL/runs/" \
+    >"$T/elsewhere.sse" &
+CURL_PID=$!
+wait_for 10 grep -q awaiting_approval "$T/elsewhere.sse"
+R=$(grep -m1 -o '"run_id":[0-9]*' "$T/elsewhere.sse" | cut -d: -f2)
+mock_clear
+sub_start x "{\"id\":\"x\",\"method\":\"runs.stream\",\"params\":{\"run_id\":$R}}"
+wait_line x awaiting_approval
+rpc runs.approve "{\"run_id\":$R,\"request_id\":\"req_${R}_1\",\"decision\":\"allow\"}" >/dev/null
+sub_wait x
+wait "$CURL_PID"
+eq "runs.stream (live elsewhere): one attach" "$(wire_list)" \
+    "GET /api/v2/runs/$R/stream,POST /api/v2/runs/$R/approve"
+eq "runs.stream (live elsewhere): the turn from its first event, as sent" \
+    "$(jq -c 'select(.event) | .event' "$T/x.out")" \
+    "$(sed -n 's/^data: //p' "$T/elsewhere.sse" | grep -v '^\[DONE\]$')"
+jqt "runs.stream (live elsewhere): the run" "$(final <"$T/x.out")" \
+    ".result.run_id == $R and .result.status == \"completed\" and
+     .result.finished == true and (.result.text | startswith(\"Done\"))"
+
 out=$(stream '{"id":9,"method":"runs.stream","params":{"run_id":999}}')
 jqt "runs.stream (unknown run): m8tes.not_found" "$out" \
     '.id == 9 and .error.code == "m8tes.not_found" and .error.status == 404'

@@ -3,8 +3,9 @@
 #
 # Streaming runs against a faulty upstream: every wire shape the SDK's
 # parser accepts (split frames, CRLF and CR, keep-alive comments,
-# multi-line data, extra fields, invalid and unknown frames, `done` JSON
-# and/or `[DONE]` or neither) gives the same events and result; a
+# multi-line data, extra fields, invalid and unknown frames, Claude-native
+# frames, `done` JSON and/or `[DONE]` or neither) gives the same events and
+# result; a
 # connection dropped mid-stream is re-attached with GET /runs/{id}/stream
 # and its replay skipped, so subscribers see no duplicate and no gap (also
 # in a reply's turn, and for a late joiner); a 409 on re-attach fetches the
@@ -66,6 +67,21 @@ jqt "[unknown]: passed as sent" \
            {"type":"RUNNER_DIAG","message":"warm"}]'
 eq "[unknown]: the same result" \
     "$(final <"$T/unknown.out" | norm | jq -c '.result.seq = 33')" "$PLAIN_RESULT"
+
+# Claude-native frames come out in the AI-SDK vocabulary, with "native".
+create native "[native] Weekly recap"
+eq "[native]: one upstream request" "$(wire_list)" "POST /api/v2/runs/"
+eq "[native]: translated types (content_block_stop passes)" \
+    "$(types <"$T/native.out")" \
+    "$(sed 's/text-end,/content_block_stop,/; s/tool-call-end,/content_block_stop,/' <<<"$PLAIN_TYPES")"
+eq "[native]: a text start and delta, translated" \
+    "$(sed -n 5,6p "$T/native.out" | jq -c .event | paste -sd' ' -)" \
+    '{"type":"text-start","content_block":{"type":"text"},"id":"txt_1","native":"content_block_start"} {"type":"text-delta","id":"txt_1","delta":"Done ","native":"content_block_delta"}'
+R=$(run_of <"$T/native.out")
+eq "[native]: the tool call, translated" \
+    "$(sed -n '25,27p;29p' "$T/native.out" | jq -c .event | paste -sd' ' -)" \
+    "{\"type\":\"tool-call-start\",\"id\":\"toolu_${R}_1\",\"name\":\"gmail\",\"toolCallId\":\"toolu_${R}_1\",\"toolName\":\"gmail\",\"native\":\"tool_use\"} {\"type\":\"tool-call-delta\",\"id\":\"toolu_${R}_1\",\"toolCallId\":\"toolu_${R}_1\",\"delta\":\"{\\\"to\\\":\\\"ops@example.com\\\",\",\"native\":\"content_block_delta\"} {\"type\":\"tool-call-delta\",\"id\":\"toolu_${R}_1\",\"toolCallId\":\"toolu_${R}_1\",\"delta\":\"\\\"subject\\\":\\\"Weekly recap\\\"}\",\"native\":\"content_block_delta\"} {\"type\":\"tool-result-end\",\"tool_use_id\":\"toolu_${R}_1\",\"toolCallId\":\"toolu_${R}_1\",\"result\":{\"status\":\"sent\",\"message_id\":\"msg_mock_1\"},\"native\":\"tool_result\"}"
+eq "[native]: the same result" "$(final <"$T/native.out" | norm)" "$PLAIN_RESULT"
 
 # No done at all: EOF inside a frame. The re-attach finds the run over.
 create nodone "[nodone] Weekly recap"

@@ -56,6 +56,7 @@ struct run_marks {
 	bool split, crlf, cr, keepalive, multiline;
 	bool nodone, doneonly, bracketonly;
 	bool stamp; /* "t_us" (CLOCK_MONOTONIC) in each frame as it is sent */
+	bool native; /* text and tool call as Claude-native frames */
 	unsigned int drop; /* frames before the first cut, 0 none */
 	unsigned int stall_ms;
 	unsigned int slow_ms;

@@ -75,6 +75,7 @@ marker_apply(struct run_marks *m, const char *name, const char *arg)
 	    F(doneonly),
 	    F(bracketonly),
 	    F(stamp),
+	    F(native),
 #undef F
 	};
 
@@ -356,6 +357,37 @@ build_prelude(struct run *run)
 	return r;
 }
 
+/*
+ * A Claude-native frame (upstream-api.md 6.3): type, id, and the object
+ * member key holding {"type": sub, skey: sval}.
+ */
+static cJSON *
+native(const char *type, const char *id, const char *key, const char *sub,
+    const char *skey, const char *sval)
+{
+	cJSON *o = frame_s(type, "id", id, NULL, NULL), *in;
+
+	if (o == NULL || key == NULL)
+		return o;
+	in = cJSON_AddObjectToObject(o, key);
+	if (in == NULL || json_set_str(in, "type", sub) < 0 ||
+	    (skey != NULL && json_set_str(in, skey, sval) < 0)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* A text delta, AI-SDK style or as a native content_block_delta. */
+static cJSON *
+text_delta(const struct run *run, const char *text)
+{
+	if (run->m.native)
+		return native("content_block_delta", "txt_1", "delta",
+		    "text_delta", "text", text);
+	return frame_s("text-delta", "id", "txt_1", "delta", text);
+}
+
 static int
 build_text(struct run *run)
 {
@@ -364,7 +396,11 @@ build_text(struct run *run)
 
 	if (out == NULL)
 		return -ENOMEM;
-	r = emit(run, frame_s("text-start", "id", "txt_1", NULL, NULL));
+	if (run->m.native)
+		r = emit(run, native("content_block_start", "txt_1",
+		    "content_block", "text", NULL, NULL));
+	else
+		r = emit(run, frame_s("text-start", "id", "txt_1", NULL, NULL));
 	for (p = out; r == 0 && *p != '\0';) {
 		size_t n = strcspn(p, " ");
 		char save;
@@ -372,13 +408,42 @@ build_text(struct run *run)
 		n += strspn(p + n, " ");
 		save = p[n];
 		p[n] = '\0';
-		r = emit(run, frame_s("text-delta", "id", "txt_1", "delta", p));
+		r = emit(run, text_delta(run, p));
 		p[n] = save;
 		p += n;
 	}
 	free(out);
-	if (r == 0)
+	if (r == 0 && run->m.native)
+		r = emit(run, frame_s("content_block_stop", "id", "txt_1", NULL,
+		    NULL));
+	else if (r == 0)
 		r = emit(run, frame_s("text-end", "id", "txt_1", NULL, NULL));
+	return r;
+}
+
+/* The gmail call of build_tool() as Claude-native frames. */
+static int
+build_tool_native(struct run *run, const char *id)
+{
+	cJSON *o;
+	int r;
+
+	r = emit(run, frame_s("tool_use", "id", id, "name", "gmail"));
+	r |= emit(run, native("content_block_delta", id, "delta",
+	    "input_json_delta", "partial_json", "{\"to\":\"ops@example.com\","));
+	r |= emit(run, native("content_block_delta", id, "delta",
+	    "input_json_delta", "partial_json", "\"subject\":\"Weekly recap\"}"));
+	r |= emit(run, frame_s("content_block_stop", "id", id, NULL, NULL));
+	o = frame_s("tool_result", "tool_use_id", id, NULL, NULL);
+	if (o != NULL &&
+	    json_set(o, "content",
+	        json_template(
+	            "{\"status\":\"sent\",\"message_id\":\"msg_mock_1\"}")) <
+	        0) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	r |= emit(run, o);
 	return r;
 }
 
@@ -390,6 +455,10 @@ build_tool(struct run *run)
 	int r;
 
 	(void)snprintf(id, sizeof(id), "toolu_%lld_%u", run->id, run->turn);
+	if (run->m.native) {
+		r = build_tool_native(run, id);
+		goto todos;
+	}
 	r = emit(run,
 	    frame_s("tool-call-start", "toolCallId", id, "toolName", "gmail"));
 	r |= emit(run,
@@ -409,6 +478,7 @@ build_tool(struct run *run)
 		o = NULL;
 	}
 	r |= emit(run, o);
+todos:
 	o = frame_s("todo-update", "toolCallId", id, NULL, NULL);
 	if (o != NULL &&
 	    json_set(o, "todos",

@@ -9,6 +9,7 @@
  *   [question] [plan] [autocontinue] [invalid] [unknown] [fields]
  *   [split] [crlf] [cr] [keepalive] [multiline] [nodone] [doneonly]
  *   [bracketonly] [drop:N] [stall] [stall:MS] [slow:MS] [long:N] [stamp]
+ *   [native]
  */
 #ifndef MOCKD_SCRIPT_H
 #define MOCKD_SCRIPT_H
