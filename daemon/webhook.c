@@ -28,6 +28,7 @@
 #include <sys/eventfd.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +51,7 @@
 #define WEBHOOK_POOL 256                  /* spare request states kept */
 #define WEBHOOK_POOL_BODY ((size_t)65536) /* largest body buffer kept */
 #define WEBHOOK_SEAL_MS 100 /* secrets sealed again this long after use */
+#define WEBHOOK_MAX_PEM ((size_t)1024 * 1024) /* bytes of a PEM file */
 
 /*
  * One request, from its headers to its answer (libmicrohttpd's con_cls).
@@ -214,27 +216,42 @@ write_one(struct store *st, struct req *rq)
 	return r;
 }
 
-static void
-write_batch(struct store *st, struct req *batch)
+/* Writes deliveries in one transaction; 0, or -errno with none stored. */
+static int
+write_some(struct store *st, struct req *first, struct req *end)
 {
 	int r = store_begin_batch(st);
 
-	for (struct req *rq = batch; r == 0 && rq != NULL; rq = rq->next) {
+	for (struct req *rq = first; r == 0 && rq != end; rq = rq->next) {
 		int a = write_one(st, rq);
 
-		if (a < 0) {
+		if (a < 0)
 			r = a;
-			break;
-		}
-		rq->result = a;
+		else
+			rq->result = a;
 	}
 	if (r == 0)
 		r = store_commit_batch(st);
 	if (r < 0) {
 		store_rollback_batch(st);
-		for (struct req *rq = batch; rq != NULL; rq = rq->next)
+		for (struct req *rq = first; rq != end; rq = rq->next)
 			rq->result = r;
 	}
+	return r;
+}
+
+/*
+ * One transaction for the batch. Should it fail, each delivery gets a
+ * transaction of its own, so that one that cannot be stored (too big for
+ * SQLite, say) does not take the others down with it.
+ */
+static void
+write_batch(struct store *st, struct req *batch)
+{
+	if (write_some(st, batch, NULL) == 0 || batch->next == NULL)
+		return;
+	for (struct req *rq = batch; rq != NULL; rq = rq->next)
+		(void)write_some(st, rq, rq->next);
 }
 
 /* Takes up to a batch from the queue; NULL when stopping with none left. */
@@ -872,39 +889,48 @@ parse_listen(const char *s, struct sockaddr_in *sa)
 	return 0;
 }
 
-static char *
-read_pem(const char *path)
+/* Reads a PEM file (at most 1 MiB) into a new string: 0 or -errno. */
+static int
+read_pem(const char *path, char **ret)
 {
 	FILE *f = fopen(path, "rbe");
+	struct stat sb;
 	char *buf = NULL;
-	long n;
+	int r = 0;
 
 	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && n < 1 << 20 &&
-	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL) {
-		if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-			free(buf);
-			buf = NULL;
-		} else {
-			buf[n] = '\0';
-		}
-	}
+		return -errno;
+	if (fstat(fileno(f), &sb) == -1)
+		r = -errno;
+	else if (sb.st_size <= 0 || (size_t)sb.st_size > WEBHOOK_MAX_PEM)
+		r = sb.st_size <= 0 ? -ENODATA : -EFBIG;
+	else if ((buf = malloc((size_t)sb.st_size + 1)) == NULL)
+		r = -ENOMEM;
+	else if (fread(buf, 1, (size_t)sb.st_size, f) != (size_t)sb.st_size)
+		r = -EIO;
 	(void)fclose(f);
-	return buf;
+	if (r < 0) {
+		if (buf != NULL)
+			explicit_bzero(buf, (size_t)sb.st_size);
+		free(buf);
+		return r;
+	}
+	buf[sb.st_size] = '\0';
+	*ret = buf;
+	return 0;
 }
 
 static int
 load_tls(struct webhook *w, const struct webhook_config *cfg)
 {
-	w->tls_cert = read_pem(cfg->tls_cert);
-	if (w->tls_cert == NULL)
-		return log_warnc(-errno ? -errno : -EINVAL,
-		    "webhook_tls_cert %s", cfg->tls_cert);
-	w->tls_key = read_pem(cfg->tls_key);
-	if (w->tls_key == NULL)
-		return log_warnc(-errno ? -errno : -EINVAL,
-		    "webhook_tls_key %s", cfg->tls_key);
+	int r;
+
+	r = read_pem(cfg->tls_cert, &w->tls_cert);
+	if (r < 0)
+		return log_warnc(r, "webhook_tls_cert %s", cfg->tls_cert);
+	r = read_pem(cfg->tls_key, &w->tls_key);
+	if (r < 0)
+		return log_warnc(r, "webhook_tls_key %s", cfg->tls_key);
 	return 0;
 }
 

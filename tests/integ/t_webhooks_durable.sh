@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 #
 # Durability of the webhook inbox (ANCHORS rows 31, 35): a repeated
-# Webhook-Id is answered 2xx with duplicate:true and delivered once; a
-# kill -9 in the middle of a burst from concurrent senders loses no
+# Webhook-Id is answered 2xx with duplicate:true and delivered once; while
+# another process holds state.db's write lock, deliveries get 503 and are
+# stored when sent again; a kill -9 in the middle of a burst from concurrent senders loses no
 # delivery that was answered 2xx, stores none twice, and a durable
 # consumer resumes after its last acknowledged seq.
 . "$(dirname "$0")/lib.sh"
@@ -46,6 +47,43 @@ weq "inbox holds msg_dup_1 once" \
 jqt "the first body is the one kept" \
     "$(printf '%s\n' "$evs" | jq -c 'select(.webhook_id == "msg_dup_1")')" \
     '.event == "run.completed" and .run_id == 7'
+
+# ---- state.db locked by another process ----------------------------------------
+# Nothing can be committed: the sender gets 503 (never a 2xx for what is
+# not stored), each delivery of a batch is tried on its own, and once the
+# lock goes the same deliveries are stored as new ones.
+if command -v python3 >/dev/null 2>&1; then
+	python3 - "$T/state/state.db" "$T/locked" "$T/unlock" <<'EOF' &
+import os, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+open(sys.argv[2], "w").close()
+for _ in range(400):
+    if os.path.exists(sys.argv[3]):
+        break
+    time.sleep(0.05)
+db.execute("COMMIT")
+EOF
+	locker=$!
+	wait_for 10 test -e "$T/locked"
+	r=$(wh_send "$S" msg_locked_1 "$BODY")
+	weq "state.db locked: 503" "${r%% *}" 503
+	jqt "state.db locked: says it was not stored" "${r#* }" \
+	    '.error == "could not store the delivery"'
+	out=$(wh_deliver "{\"secret\":\"$S\",\"count\":3,\"distinct\":true}")
+	weq "state.db locked, 3 more deliveries: 3 x 503" \
+	    "$(wh_status "$out")" "503 503 503"
+	touch "$T/unlock"
+	wait "$locker"
+	r=$(wh_send "$S" msg_locked_1 "$BODY")
+	weq "lock gone: the refused delivery is stored (200)" "${r%% *}" 200
+	jqt "lock gone: as a new delivery, not a duplicate" "${r#* }" \
+	    '.duplicate == false'
+	check "the refusals are logged" \
+	    grep -q 'webhook msg_locked_1 not stored' "$T/daemon.log"
+else
+	echo "SKIP: python3 is missing (state.db lock checks)"
+fi
 
 # ---- kill -9 in the middle of a burst -----------------------------------------
 SENDERS=8
