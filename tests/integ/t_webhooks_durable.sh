@@ -4,9 +4,9 @@
 # Durability of the webhook inbox (ANCHORS rows 31, 35): a repeated
 # Webhook-Id is answered 2xx with duplicate:true and delivered once; while
 # another process holds state.db's write lock, deliveries get 503 and are
-# stored when sent again; a kill -9 in the middle of a burst from concurrent senders loses no
-# delivery that was answered 2xx, stores none twice, and a durable
-# consumer resumes after its last acknowledged seq.
+# stored when sent again; a kill -9 in the middle of a burst from
+# concurrent senders loses no delivery that was answered 2xx, stores none
+# twice, and a durable consumer resumes after its last acknowledged seq.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_webhooks.sh"
 
