@@ -755,6 +755,21 @@ fetch_final(struct hub *h)
  * SDK follows with an attach that replays the turn) or from now (a queued
  * reply), and frees h.
  */
+/* Moves sub to the hub other, to be sent its log after cursor. */
+static void
+sub_move(struct stream_sub *sub, struct hub *other, uint64_t cursor)
+{
+	if (sub->behind) {
+		TAILQ_REMOVE(&sub->hub->s->behind, sub, pump_link);
+		sub->behind = false;
+	}
+	TAILQ_REMOVE(&sub->hub->subs, sub, link);
+	sub->hub = other;
+	sub->cursor = cursor;
+	sub->mark = other->nlog;
+	TAILQ_INSERT_TAIL(&other->subs, sub, link);
+}
+
 static void
 hub_merge(struct hub *h, struct hub *other, bool from_now)
 {
@@ -763,15 +778,7 @@ hub_merge(struct hub *h, struct hub *other, bool from_now)
 
 	TAILQ_INIT(&moved);
 	while ((sub = TAILQ_FIRST(&h->subs)) != NULL) {
-		if (sub->behind) {
-			TAILQ_REMOVE(&h->s->behind, sub, pump_link);
-			sub->behind = false;
-		}
-		TAILQ_REMOVE(&h->subs, sub, link);
-		sub->hub = other;
-		sub->cursor = from_now ? other->nlog : other->turn;
-		sub->mark = other->nlog;
-		TAILQ_INSERT_TAIL(&other->subs, sub, link);
+		sub_move(sub, other, from_now ? other->nlog : other->turn);
 		TAILQ_INSERT_TAIL(&moved, sub, pump_link);
 	}
 	hub_free(h);

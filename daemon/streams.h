@@ -28,10 +28,10 @@ struct streams;
 struct stream_sub;
 struct codec_error;
 
-#define STREAMS_SUB_QUEUE (64u * 1024)  /* bytes queued before pausing */
+#define STREAMS_SUB_QUEUE ((size_t)64 * 1024) /* queued before pausing */
 #define STREAMS_MAX_LAG 4096            /* events behind before "lagged" */
 #define STREAMS_MAX_EVENTS 200000       /* events logged per run */
-#define STREAMS_MAX_LOG (64u * 1024 * 1024) /* bytes logged per run */
+#define STREAMS_MAX_LOG ((size_t)64 * 1024 * 1024) /* bytes logged per run */
 #define STREAMS_MAX_FINISHED 256        /* finished runs kept for replay */
 #define STREAMS_MAX_REATTACH 5          /* re-attaches of one transfer */
 

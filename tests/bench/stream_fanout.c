@@ -45,12 +45,14 @@ put(struct out *o, const char *p, size_t n)
 	if (o->off > 0 && o->off == o->len)
 		o->off = o->len = 0;
 	if (o->len + n > o->cap) {
-		o->cap = (o->len + n) * 2;
-		o->buf = realloc(o->buf, o->cap);
-		if (o->buf == NULL) {
+		char *bigger = realloc(o->buf, (o->len + n) * 2);
+
+		if (bigger == NULL) {
 			perror("realloc");
 			exit(1);
 		}
+		o->buf = bigger;
+		o->cap = (o->len + n) * 2;
 	}
 	memcpy(o->buf + o->len, p, n);
 	o->len += n;
@@ -223,8 +225,15 @@ main(int argc, char **argv)
 		if (got <= 0)
 			break;
 		if (alen + (size_t)got > acap) {
+			char *bigger;
+
 			acap = (alen + (size_t)got) * 2;
-			acc = realloc(acc, acap);
+			bigger = realloc(acc, acap);
+			if (bigger == NULL) {
+				perror("realloc");
+				return 1;
+			}
+			acc = bigger;
 		}
 		memcpy(acc + alen, in, (size_t)got);
 		alen += (size_t)got;

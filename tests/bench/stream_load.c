@@ -91,12 +91,14 @@ static void
 carry(struct sub *s, const char *p, size_t n)
 {
 	if (s->clen + n > s->ccap) {
-		s->ccap = (s->clen + n) * 2;
-		s->carry = realloc(s->carry, s->ccap);
-		if (s->carry == NULL) {
+		char *bigger = realloc(s->carry, (s->clen + n) * 2);
+
+		if (bigger == NULL) {
 			perror("realloc");
 			exit(1);
 		}
+		s->carry = bigger;
+		s->ccap = (s->clen + n) * 2;
 	}
 	memcpy(s->carry + s->clen, p, n);
 	s->clen += n;
