@@ -4,7 +4,8 @@
 # small subscriber client that sends request lines on one connection and
 # writes every reply line to a file as it arrives (so a test can wait for
 # an event), stops at a given seq, or holds off reading to play a stalled
-# reader; and checks on the event lines it saved.
+# reader; checks on the event lines it saved; and a runner that puts a
+# command on a terminal of its own and answers its prompts (ptyrun).
 
 cat >"$T/sub.py" <<'EOF'
 import json, os, socket, sys, time
