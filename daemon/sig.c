@@ -35,10 +35,9 @@
  * starts from a copy of it instead of hashing the key again.
  */
 struct sig_secret {
-	crypto_auth_hmacsha256_state *keyed; /* sodium_malloc; PROT_NONE */
-	                                     /* while sealed */
-	int64_t not_after; /* 0 = no expiry */
-	bool open;         /* readable until sig_secret_seal */
+	crypto_auth_hmacsha256_state *keyed; /* sodium_malloc */
+	int64_t not_after;                   /* 0 = no expiry */
+	bool open; /* readable; else PROT_NONE (sealed) */
 };
 
 struct sig_key {
@@ -51,9 +50,8 @@ static int parse_timestamp(const char *ts, int64_t *ret);
 static int hexval(char c);
 static int parse_signature(const char *sig, unsigned char mac[SIG_MAC_LEN]);
 static void
-hmac(const crypto_auth_hmacsha256_state *keyed, const char *id,
-    const char *ts, const void *body, size_t len,
-    unsigned char mac[SIG_MAC_LEN]);
+hmac(const crypto_auth_hmacsha256_state *keyed, const char *id, const char *ts,
+    const void *body, size_t len, unsigned char mac[SIG_MAC_LEN]);
 static int
 secret_matches(struct sig_secret *secret, const char *id, const char *ts,
     const void *body, size_t len, const unsigned char mac[SIG_MAC_LEN]);
@@ -199,9 +197,8 @@ parse_signature(const char *sig, unsigned char mac[SIG_MAC_LEN])
 }
 
 static void
-hmac(const crypto_auth_hmacsha256_state *keyed, const char *id,
-    const char *ts, const void *body, size_t len,
-    unsigned char mac[SIG_MAC_LEN])
+hmac(const crypto_auth_hmacsha256_state *keyed, const char *id, const char *ts,
+    const void *body, size_t len, unsigned char mac[SIG_MAC_LEN])
 {
 	crypto_auth_hmacsha256_state st = *keyed;
 
@@ -289,8 +286,8 @@ sig_sign(const char *secret, const char *id, const char *timestamp,
 
 	assert(secret != NULL && id != NULL && timestamp != NULL);
 	assert(body != NULL || len == 0);
-	(void)crypto_auth_hmacsha256_init(&keyed,
-	    (const unsigned char *)secret, strlen(secret));
+	(void)crypto_auth_hmacsha256_init(&keyed, (const unsigned char *)secret,
+	    strlen(secret));
 	hmac(&keyed, id, timestamp, body, len, mac);
 	sodium_memzero(&keyed, sizeof(keyed));
 	(void)sodium_bin2hex(hex, sizeof(hex), mac, sizeof(mac));
@@ -457,8 +454,8 @@ sig_sha256_free(struct sig_sha256 *h)
 char *
 sig_base64(const void *p, size_t len)
 {
-	size_t n = sodium_base64_encoded_len(len,
-	    sodium_base64_VARIANT_ORIGINAL);
+	size_t n =
+	    sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
 	char *out = malloc(n);
 
 	if (out == NULL)

@@ -86,8 +86,8 @@ struct req {
 struct wconn {
 	int fd;
 	uint64_t deadline; /* loop ms by which its request must be in */
-	bool busy;         /* its request is in: verifying, storing, answering */
-	bool listed;       /* in w->conns */
+	bool busy;   /* its request is in: verifying, storing, answering */
+	bool listed; /* in w->conns */
 	TAILQ_ENTRY(wconn) link;
 };
 
@@ -180,7 +180,7 @@ headers_json(const struct req *rq)
 	if (cJSON_AddStringToObject(o, "webhook-id", rq->id) == NULL ||
 	    cJSON_AddStringToObject(o, "webhook-timestamp", rq->ts) == NULL ||
 	    (rq->ctype[0] != '\0' &&
-		cJSON_AddStringToObject(o, "content-type", rq->ctype) == NULL))
+	        cJSON_AddStringToObject(o, "content-type", rq->ctype) == NULL))
 		goto out;
 	s = cJSON_PrintUnformatted(o);
 out:
@@ -266,8 +266,8 @@ take_batch(struct webhook *w, struct req **ret_last)
 		(void)pthread_cond_wait(&w->cond, &w->lock);
 	batch = w->todo;
 	last = batch;
-	for (n = batch != NULL; n > 0 && n < WEBHOOK_MAX_BATCH &&
-	    last->next != NULL; n++)
+	for (n = batch != NULL;
+	     n > 0 && n < WEBHOOK_MAX_BATCH && last->next != NULL; n++)
 		last = last->next;
 	if (batch != NULL) {
 		/* Later ones wait for the next commit. */
@@ -508,7 +508,7 @@ seal_cb(struct loop *loop, void *arg)
 		return;
 	if (idle < WEBHOOK_SEAL_MS &&
 	    loop_timer_add(loop, WEBHOOK_SEAL_MS - idle, seal_cb, w,
-		&w->seal_timer) == 0)
+	        &w->seal_timer) == 0)
 		return;
 	seal(w);
 }
@@ -530,20 +530,18 @@ unseal(struct webhook *w)
 	w->unsealed = true;
 	if (w->seal_timer == NULL &&
 	    loop_timer_add(w->loop, WEBHOOK_SEAL_MS, seal_cb, w,
-		&w->seal_timer) < 0)
+	        &w->seal_timer) < 0)
 		seal(w); /* no timer: keep them sealed, verify the slow way */
 }
 
 /* Hands a verified delivery to the writer and suspends its connection. */
 static enum MHD_Result
-queue_delivery(struct webhook *w, struct MHD_Connection *conn,
-    struct req *rq)
+queue_delivery(struct webhook *w, struct MHD_Connection *conn, struct req *rq)
 {
 	const char *ct = header(conn, "Content-Type");
 
 	if (w->queued >= WEBHOOK_MAX_QUEUE)
-		return answer_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-		    "busy");
+		return answer_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "busy");
 	(void)snprintf(rq->ctype, sizeof(rq->ctype), "%s",
 	    ct != NULL && strlen(ct) <= WEBHOOK_MAX_TYPE ? ct : "");
 	rq->received_at = (int64_t)time(NULL);
@@ -576,9 +574,9 @@ finish_upload(struct webhook *w, struct MHD_Connection *conn, struct req *rq)
 		w->stats.rejected++;
 		log_debug("webhook rejected: %s", sig_result_str(v));
 		return answer_error(conn,
-		    v == SIG_MISSING_HEADER || v == SIG_MALFORMED ?
-			MHD_HTTP_BAD_REQUEST :
-			MHD_HTTP_UNAUTHORIZED,
+		    v == SIG_MISSING_HEADER || v == SIG_MALFORMED
+		        ? MHD_HTTP_BAD_REQUEST
+		        : MHD_HTTP_UNAUTHORIZED,
 		    sig_result_str(v));
 	}
 	/* sig_verify took ts as at most 18 digits. */
@@ -710,7 +708,7 @@ cut_cb(struct loop *loop, void *arg)
 
 	w->cut_timer = NULL;
 	for (wc = TAILQ_FIRST(&w->conns); wc != NULL && wc->deadline <= now;
-	    wc = next) {
+	     wc = next) {
 		next = TAILQ_NEXT(wc, link);
 		if (wc->busy)
 			continue;
@@ -937,8 +935,8 @@ load_tls(struct webhook *w, const struct webhook_config *cfg)
 static int
 start_mhd(struct webhook *w, const struct sockaddr_in *sa)
 {
-	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-	    MHD_USE_ERROR_LOG;
+	unsigned flags =
+	    MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	struct MHD_OptionItem ops[] = {
 	    {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log_cb, w},
 	    {MHD_OPTION_SOCK_ADDR, 0, (void *)(uintptr_t)sa},
@@ -1104,7 +1102,7 @@ webhook_add_secret(struct webhook *w, const char *secret, size_t len,
 		for (size_t i = 1; i < w->nsecrets; i++)
 			if (w->not_after[i] != 0 &&
 			    (w->not_after[slot] == 0 ||
-				w->not_after[i] < w->not_after[slot]))
+			        w->not_after[i] < w->not_after[slot]))
 				slot = i;
 	}
 	s = sig_secret_new(secret, len);

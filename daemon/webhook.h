@@ -26,14 +26,14 @@ struct inbox;
 #define WEBHOOK_TIMEOUT_S 10     /* seconds the daemon opens with */
 
 struct webhook_config {
-	const char *listen;     /* "ADDR:PORT"; port 0 picks a free one */
-	const char *state_db;   /* path of state.db, for the writer thread */
-	uint32_t tolerance_s;   /* timestamp window; 0 = off */
-	size_t max_body;        /* bytes; larger gets 413 */
-	unsigned max_conns;     /* concurrent HTTP connections (> 0) */
-	unsigned timeout_s;     /* seconds (> 0) a connection may be silent, */
-	                        /* and may take to deliver one request */
-	const char *tls_cert;   /* PEM files for HTTPS, or NULL */
+	const char *listen;   /* "ADDR:PORT"; port 0 picks a free one */
+	const char *state_db; /* path of state.db, for the writer thread */
+	uint32_t tolerance_s; /* timestamp window; 0 = off */
+	size_t max_body;      /* bytes; larger gets 413 */
+	unsigned max_conns;   /* concurrent HTTP connections (> 0) */
+	unsigned timeout_s;   /* seconds (> 0) a connection may be silent, */
+	                      /* and may take to deliver one request */
+	const char *tls_cert; /* PEM files for HTTPS, or NULL */
 	const char *tls_key;
 };
 

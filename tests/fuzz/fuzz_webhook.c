@@ -58,8 +58,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	(void)sig_verify(id, ts, sg, p, len, secrets, 2, 0, 1700000000);
 	/* What we sign ourselves verifies; a changed body does not. */
-	if (id[0] != '\0' && ts[0] != '\0' && strspn(ts, "0123456789") ==
-	    strlen(ts) && strlen(ts) < 18) {
+	if (id[0] != '\0' && ts[0] != '\0' &&
+	    strspn(ts, "0123456789") == strlen(ts) && strlen(ts) < 18) {
 		sig_sign("whsec_rotated", id, ts, p, len, sig);
 		if (sig_verify(id, ts, sig, p, len, secrets, 2, 0, 0) != SIG_OK)
 			abort();
@@ -78,7 +78,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memcpy(copy, p, len);
 			copy[0] ^= 1;
 			if (sig_verify(id, ts, sig, copy, len, secrets, 2, 0,
-				0) == SIG_OK)
+			        0) == SIG_OK)
 				abort();
 			free(copy);
 		}
