@@ -893,29 +893,36 @@ read_pem(const char *path, char **ret)
 {
 	FILE *f = fopen(path, "rbe");
 	struct stat sb;
+	size_t n = 0;
 	char *buf = NULL;
-	int r = 0;
+	int r = -EIO;
 
 	if (f == NULL)
 		return -errno;
 	if (fstat(fileno(f), &sb) == -1)
-		r = -errno;
-	else if (sb.st_size <= 0 || (size_t)sb.st_size > WEBHOOK_MAX_PEM)
-		r = sb.st_size <= 0 ? -ENODATA : -EFBIG;
-	else if ((buf = malloc((size_t)sb.st_size + 1)) == NULL)
-		r = -ENOMEM;
-	else if (fread(buf, 1, (size_t)sb.st_size, f) != (size_t)sb.st_size)
-		r = -EIO;
-	(void)fclose(f);
-	if (r < 0) {
-		if (buf != NULL)
-			explicit_bzero(buf, (size_t)sb.st_size);
-		free(buf);
-		return r;
-	}
-	buf[sb.st_size] = '\0';
+		goto out;
+	r = -EFBIG;
+	if (sb.st_size <= 0 || (size_t)sb.st_size > WEBHOOK_MAX_PEM)
+		goto out;
+	n = (size_t)sb.st_size;
+	r = -ENOMEM;
+	buf = malloc(n + 1);
+	if (buf == NULL)
+		goto out;
+	r = -EIO;
+	if (fread(buf, 1, n, f) != n)
+		goto out;
+	buf[n] = '\0';
 	*ret = buf;
-	return 0;
+	buf = NULL;
+	r = 0;
+out:
+	(void)fclose(f);
+	if (buf != NULL) {
+		explicit_bzero(buf, n);
+		free(buf);
+	}
+	return r;
 }
 
 static int
