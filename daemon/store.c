@@ -30,6 +30,12 @@
 #define STORE_BUSY_TIMEOUT_MS 50 /* another process holds a lock: give up */
                                  /* quickly, the loop must not stall */
 #define STORE_WAL_SIZE_LIMIT "67108864" /* bytes kept after a checkpoint */
+/*
+ * run_status.terminal of a run whose pruning a budget cut short: its log
+ * has lost its first events, so readers no longer see it, and the next
+ * prune finishes it first.
+ */
+#define RUN_DOOMED "2"
 
 /*
  * Schema migrations: migrations[i] takes user_version i to i + 1. Append
@@ -89,6 +95,9 @@ static const char *const migrations[] = {
     "  duration_ms INTEGER NOT NULL"
     ");"
     "CREATE INDEX audit_uid ON audit (uid, id);",
+    /* 2 -> 3: a finished run's result and where its last turn starts */
+    "ALTER TABLE run_status ADD COLUMN result TEXT;"
+    "ALTER TABLE run_status ADD COLUMN turn INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -105,6 +114,7 @@ enum stmt_id {
 	ST_INBOX_ITER,
 	ST_INBOX_GET,
 	ST_INBOX_LAST,
+	ST_INBOX_NEXT,
 	ST_CONSUMER_GET,
 	ST_CONSUMER_SET,
 	ST_CONSUMER_DEL,
@@ -121,11 +131,17 @@ enum stmt_id {
 	ST_RUN_LAST,
 	ST_RUN_TERMINAL,
 	ST_RUN_STATUS,
+	ST_RUN_FINISH,
+	ST_RUN_GET,
+	ST_RUN_DEL_EVENTS,
+	ST_RUN_DEL,
 	ST_PRUNE_INBOX_SEQ,
 	ST_PRUNE_INBOX_AGE,
 	ST_PRUNE_RUN_COUNT,
 	ST_PRUNE_RUN_AGED,
 	ST_PRUNE_RUN_OLDEST,
+	ST_PRUNE_RUN_DOOMED,
+	ST_PRUNE_RUN_DOOM,
 	ST_PRUNE_RUN_EVENTS,
 	ST_PRUNE_RUN_DEL,
 	ST_AUDIT_ADD,
@@ -154,6 +170,7 @@ static const char *const stmt_sql[ST__MAX] = {
                      "WHERE webhook_id = ?1",
     [ST_INBOX_LAST] = "SELECT seq FROM sqlite_sequence "
                       "WHERE name = 'inbox'",
+    [ST_INBOX_NEXT] = "SELECT min(seq) FROM inbox WHERE seq > ?1",
     [ST_CONSUMER_GET] = "SELECT acked_seq FROM consumers WHERE name = ?1",
     [ST_CONSUMER_SET] = "INSERT INTO consumers (name, acked_seq) "
                         "VALUES (?1, ?2) ON CONFLICT (name) "
@@ -184,8 +201,20 @@ static const char *const stmt_sql[ST__MAX] = {
                         "updated_at) VALUES (?1, 1, ?2) "
                         "ON CONFLICT (run_id) DO UPDATE SET terminal = 1, "
                         "updated_at = max(updated_at, "
-                        "excluded.updated_at)",
-    [ST_RUN_STATUS] = "SELECT terminal FROM run_status WHERE run_id = ?1",
+                        "excluded.updated_at) "
+                        "WHERE terminal < " RUN_DOOMED,
+    [ST_RUN_STATUS] = "SELECT terminal FROM run_status WHERE run_id = ?1 "
+                      "AND terminal < " RUN_DOOMED,
+    [ST_RUN_FINISH] = "INSERT INTO run_status (run_id, terminal, "
+                      "updated_at, result, turn) VALUES (?1, 1, ?2, ?3, ?4) "
+                      "ON CONFLICT (run_id) DO UPDATE SET terminal = 1, "
+                      "updated_at = max(updated_at, excluded.updated_at), "
+                      "result = excluded.result, turn = excluded.turn",
+    [ST_RUN_GET] = "SELECT run_id, terminal, updated_at, turn, result "
+                   "FROM run_status WHERE run_id = ?1 "
+                   "AND terminal < " RUN_DOOMED,
+    [ST_RUN_DEL_EVENTS] = "DELETE FROM run_events WHERE run_id = ?1",
+    [ST_RUN_DEL] = "DELETE FROM run_status WHERE run_id = ?1",
     [ST_PRUNE_INBOX_SEQ] = "DELETE FROM inbox WHERE seq IN (SELECT seq "
                            "FROM inbox WHERE seq <= ?1 ORDER BY seq "
                            "LIMIT ?2)",
@@ -200,6 +229,10 @@ static const char *const stmt_sql[ST__MAX] = {
     [ST_PRUNE_RUN_OLDEST] = "SELECT run_id, terminal FROM run_status "
                             "WHERE terminal = 1 "
                             "ORDER BY updated_at, run_id LIMIT 1",
+    [ST_PRUNE_RUN_DOOMED] = "SELECT run_id, terminal FROM run_status "
+                            "WHERE terminal = " RUN_DOOMED " LIMIT 1",
+    [ST_PRUNE_RUN_DOOM] = "UPDATE run_status SET terminal = " RUN_DOOMED
+                          " WHERE run_id = ?1",
     [ST_PRUNE_RUN_EVENTS] = "DELETE FROM run_events WHERE run_id = ?1 "
                             "AND seq IN (SELECT seq FROM run_events "
                             "WHERE run_id = ?1 ORDER BY seq LIMIT ?2)",
@@ -227,6 +260,7 @@ struct iter_ctx {
 		store_inbox_cb inbox;
 		store_secret_cb secret;
 		store_run_cb run;
+		store_run_info_cb run_info;
 		store_audit_cb audit;
 	} cb;
 	void *arg;
@@ -258,10 +292,11 @@ static int limit_arg(size_t limit);
 static int inbox_row(sqlite3_stmt *s, const struct iter_ctx *c);
 static int secret_row(sqlite3_stmt *s, const struct iter_ctx *c);
 static int run_row(sqlite3_stmt *s, const struct iter_ctx *c);
+static int run_info_row(sqlite3_stmt *s, const struct iter_ctx *c);
 static int prune_inbox(struct store *st, const struct store_retention *r,
     int64_t now, int64_t *budget);
 static int
-pick_run(sqlite3_stmt *s, int rc, int64_t *ret_run_id, bool *ret_terminal);
+pick_run(sqlite3_stmt *s, int rc, int64_t *ret_run_id, int *ret_state);
 static int prune_one_run(struct store *st, int64_t run_id, int64_t *budget);
 static int prune_runs(struct store *st, const struct store_retention *r,
     int64_t now, int64_t *budget);
@@ -854,6 +889,21 @@ store_inbox_last_seq(struct store *st, int64_t *ret_seq)
 }
 
 int
+store_inbox_next_seq(struct store *st, int64_t after_seq, int64_t *ret_seq)
+{
+	sqlite3_stmt *s = st->stmt[ST_INBOX_NEXT];
+	int64_t seq = 0;
+	int rc = SQLITE_OK, r;
+
+	bind_int(s, 1, after_seq, &rc);
+	r = query_int(s, rc, &seq); /* min() of no rows is NULL, read as 0 */
+	if (r < 0)
+		return r;
+	*ret_seq = seq;
+	return 0;
+}
+
+int
 store_consumer_get(struct store *st, const char *name, int64_t *ret_acked)
 {
 	sqlite3_stmt *s = st->stmt[ST_CONSUMER_GET];
@@ -1106,6 +1156,74 @@ store_run_status(struct store *st, int64_t run_id, bool *ret_terminal)
 	return 0;
 }
 
+int
+store_run_finish(struct store *st, int64_t run_id, const char *result,
+    size_t len, int64_t turn, int64_t now)
+{
+	sqlite3_stmt *s = st->stmt[ST_RUN_FINISH];
+	int rc = SQLITE_OK;
+
+	assert(result != NULL);
+	if (len > INT_MAX)
+		return -E2BIG;
+	bind_int(s, 1, run_id, &rc);
+	bind_int(s, 2, now, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(s, 3, result, (int)len, SQLITE_STATIC);
+	bind_int(s, 4, turn, &rc);
+	return exec_stmt(s, rc);
+}
+
+static int
+run_info_row(sqlite3_stmt *s, const struct iter_ctx *c)
+{
+	struct store_run run;
+
+	run.run_id = sqlite3_column_int64(s, 0);
+	run.terminal = sqlite3_column_int(s, 1) != 0;
+	run.updated_at = sqlite3_column_int64(s, 2);
+	run.turn = sqlite3_column_int64(s, 3);
+	run.result = (const char *)sqlite3_column_text(s, 4);
+	run.result_len = (size_t)sqlite3_column_bytes(s, 4);
+	return c->cb.run_info(&run, c->arg);
+}
+
+int
+store_run_get(struct store *st, int64_t run_id, store_run_info_cb cb,
+    void *arg)
+{
+	sqlite3_stmt *s = st->stmt[ST_RUN_GET];
+	struct iter_ctx c = {.cb.run_info = cb, .arg = arg};
+	int rc = SQLITE_OK, r;
+
+	assert(cb != NULL);
+	if (sqlite3_stmt_busy(s))
+		return -EBUSY;
+	bind_int(s, 1, run_id, &rc);
+	r = for_each_row(s, rc, run_info_row, &c);
+	return r == 0 ? -ENOENT : r;
+}
+
+int
+store_run_delete(struct store *st, int64_t run_id)
+{
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, r;
+
+	r = sp_begin(st);
+	if (r < 0)
+		return r;
+	s = st->stmt[ST_RUN_DEL_EVENTS];
+	bind_int(s, 1, run_id, &rc);
+	r = exec_stmt(s, rc);
+	if (r == 0) {
+		s = st->stmt[ST_RUN_DEL];
+		bind_int(s, 1, run_id, &rc);
+		r = exec_stmt(s, rc);
+	}
+	return sp_end(st, r);
+}
+
 /* Inbox rows past the count or the age limit, oldest first. */
 static int
 prune_inbox(struct store *st, const struct store_retention *r, int64_t now,
@@ -1139,9 +1257,12 @@ prune_inbox(struct store *st, const struct store_retention *r, int64_t now,
 	return 0;
 }
 
-/* Steps a victim query: 1 and its run, 0 if none, or -errno. Resets it. */
+/*
+ * Steps a victim query: 1, its run and its terminal column (0, 1 or
+ * RUN_DOOMED), 0 if none, or -errno. Resets it.
+ */
 static int
-pick_run(sqlite3_stmt *s, int rc, int64_t *ret_run_id, bool *ret_terminal)
+pick_run(sqlite3_stmt *s, int rc, int64_t *ret_run_id, int *ret_state)
 {
 	int r = 0;
 
@@ -1149,7 +1270,7 @@ pick_run(sqlite3_stmt *s, int rc, int64_t *ret_run_id, bool *ret_terminal)
 		rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		*ret_run_id = sqlite3_column_int64(s, 0);
-		*ret_terminal = sqlite3_column_int(s, 1) != 0;
+		*ret_state = sqlite3_column_int(s, 1);
 		r = 1;
 	} else if (rc != SQLITE_DONE)
 		r = store_errno(rc);
@@ -1176,8 +1297,13 @@ prune_one_run(struct store *st, int64_t run_id, int64_t *budget)
 		return e;
 	n = sqlite3_changes(st->db);
 	*budget -= n;
-	if (n == asked)
-		return 0;
+	if (n == asked) {
+		/* What is left is no log to serve: hide it until it goes. */
+		s = st->stmt[ST_PRUNE_RUN_DOOM];
+		bind_int(s, 1, run_id, &rc);
+		e = exec_stmt(s, rc);
+		return e < 0 ? e : 0;
+	}
 	s = st->stmt[ST_PRUNE_RUN_DEL];
 	bind_int(s, 1, run_id, &rc);
 	e = exec_stmt(s, rc);
@@ -1188,17 +1314,17 @@ prune_one_run(struct store *st, int64_t run_id, int64_t *budget)
 }
 
 /*
- * Runs idle for longer than the age limit go first, then the oldest
- * terminal runs beyond the count limit. One victim at a time, each found by
- * an index seek, so the work stays proportional to what is deleted.
+ * A run a previous call left half pruned goes first, then runs idle for
+ * longer than the age limit, then the oldest terminal runs beyond the
+ * count limit. One victim at a time, each found by an index seek, so the
+ * work stays proportional to what is deleted.
  */
 static int
 prune_runs(struct store *st, const struct store_retention *r, int64_t now,
     int64_t *budget)
 {
 	int64_t excess = 0, count = 0, run_id = 0;
-	bool terminal = false;
-	int rc = SQLITE_OK, e;
+	int rc = SQLITE_OK, state = 0, e;
 
 	if (r->runs_max_count > 0) {
 		e = query_int(st->stmt[ST_PRUNE_RUN_COUNT], SQLITE_OK, &count);
@@ -1207,23 +1333,25 @@ prune_runs(struct store *st, const struct store_retention *r, int64_t now,
 		excess = count - r->runs_max_count;
 	}
 	while (*budget > 0) {
-		e = 0;
-		if (r->runs_max_age > 0) {
+		e = pick_run(st->stmt[ST_PRUNE_RUN_DOOMED], SQLITE_OK, &run_id,
+		    &state);
+		if (e == 0 && r->runs_max_age > 0) {
 			sqlite3_stmt *s = st->stmt[ST_PRUNE_RUN_AGED];
 
 			bind_int(s, 1, now - r->runs_max_age, &rc);
-			e = pick_run(s, rc, &run_id, &terminal);
+			e = pick_run(s, rc, &run_id, &state);
 		}
 		if (e == 0 && excess > 0)
 			e = pick_run(st->stmt[ST_PRUNE_RUN_OLDEST], SQLITE_OK,
-			    &run_id, &terminal);
+			    &run_id, &state);
 		if (e <= 0)
 			return e;
+		/* Gone or doomed, it no longer counts among the kept. */
+		if (state == 1)
+			excess--;
 		e = prune_one_run(st, run_id, budget);
 		if (e <= 0)
 			return e;
-		if (terminal)
-			excess--;
 	}
 	return 0;
 }

@@ -3,12 +3,14 @@
  *
  * The durable state database, state.db: the webhook inbox and the cursors
  * of its consumers, webhook signing secrets, the API key stored by
- * "m8tes auth login", and per-run event logs with a terminal flag. SQLite in
- * WAL mode with synchronous=FULL, so a returned commit is on disk; the file
- * and its -wal/-shm companions are 0600; the schema is versioned in
+ * "m8tes auth login", the audit log, and per-run event logs with a terminal
+ * flag and the run's final result. SQLite in WAL mode with
+ * synchronous=FULL, so a returned commit is on disk; the file and its
+ * -wal/-shm companions are 0600; the schema is versioned in
  * PRAGMA user_version and migrated forward at open; a database that fails
  * PRAGMA quick_check is reported, never deleted. Only prepared statements
- * touch data. One connection, used from the loop thread only.
+ * touch data. A handle belongs to one thread; several handles (the loop
+ * thread's, the webhook writer's) share the file, one writer at a time.
  *
  * Calls are synchronous. Outside a batch each write is its own durable
  * transaction (one fsync); between store_begin_batch and store_commit_batch
@@ -16,9 +18,10 @@
  * and acknowledge them all after a single commit (group commit).
  *
  * Every int function returns >= 0 on success or -errno: -EBUSY (database
- * locked by another process), -EBADMSG (corrupt, or not a database),
- * -EEXIST (uniqueness violated), -EINVAL (bad argument or other constraint),
- * -ENOMEM, -ENOSPC, -EROFS, -ENOENT where documented, -EIO otherwise.
+ * locked by another handle for longer than a short wait), -EBADMSG
+ * (corrupt, or not a database), -EEXIST (uniqueness violated), -EINVAL
+ * (bad argument or other constraint), -ENOMEM, -ENOSPC, -EROFS, -ENOENT
+ * where documented, -EIO otherwise.
  * This module does not log, parse JSON or know about HTTP.
  */
 #ifndef M8_STORE_H
@@ -67,6 +70,16 @@ struct store_run_event {
 	size_t len;        /* strlen(event) */
 };
 
+/* A run's status row, as store_run_get gives it. */
+struct store_run {
+	int64_t run_id;
+	bool terminal;
+	int64_t updated_at; /* Unix seconds */
+	int64_t turn;       /* events before its last turn */
+	const char *result; /* JSON text stored by store_run_finish, or NULL */
+	size_t result_len;
+};
+
 /* Retention for store_prune; 0 in any field means no limit of that kind. */
 struct store_retention {
 	int64_t inbox_max_count; /* keep only the newest N inbox sequence */
@@ -89,6 +102,7 @@ struct store_retention {
 typedef int (*store_inbox_cb)(const struct store_webhook *wh, void *arg);
 typedef int (*store_secret_cb)(const struct store_secret *s, void *arg);
 typedef int (*store_run_cb)(const struct store_run_event *ev, void *arg);
+typedef int (*store_run_info_cb)(const struct store_run *run, void *arg);
 
 /* One audited upstream call. */
 struct store_audit {
@@ -175,6 +189,12 @@ int store_inbox_get(struct store *st, const char *webhook_id, store_inbox_cb cb,
 int store_inbox_last_seq(struct store *st, int64_t *ret_seq);
 
 /*
+ * Writes the smallest stored seq above after_seq to *ret_seq, 0 if there
+ * is none: where a reader behind a pruned stretch goes on. 0 or -errno.
+ */
+int store_inbox_next_seq(struct store *st, int64_t after_seq, int64_t *ret_seq);
+
+/*
  * Reads the acknowledged sequence number of consumer name into *ret_acked.
  * Returns 0, -ENOENT for an unknown consumer, or -errno.
  */
@@ -254,22 +274,46 @@ int store_run_last_seq(struct store *st, int64_t run_id, int64_t *ret_seq);
 
 /*
  * Marks run_id terminal (completed, failed, cancelled, closed): its log is
- * complete and late subscribers are served from it. Idempotent. 0 or -errno.
+ * complete and late subscribers are served from it. Idempotent; a run
+ * being pruned stays so. 0 or -errno.
  */
 int store_run_mark_terminal(struct store *st, int64_t run_id, int64_t now);
 
 /*
  * Writes whether run_id is terminal to *ret_terminal. Returns 0, -ENOENT if
- * the store has never seen the run, or -errno.
+ * the store has never seen the run (or is pruning it), or -errno.
  */
 int store_run_status(struct store *st, int64_t run_id, bool *ret_terminal);
+
+/*
+ * Marks run_id terminal as store_run_mark_terminal does and keeps its
+ * final result (JSON text, len bytes, no NUL inside) and turn, the number
+ * of events before its last turn, replacing any stored before. 0 or -errno.
+ */
+int store_run_finish(struct store *st, int64_t run_id, const char *result,
+    size_t len, int64_t turn, int64_t now);
+
+/*
+ * Calls cb once with run_id's status row. Returns 1, -ENOENT if the store
+ * has none (a run whose pruning is under way has none), or -errno.
+ */
+int store_run_get(struct store *st, int64_t run_id, store_run_info_cb cb,
+    void *arg);
+
+/*
+ * Deletes run_id's whole log and status row, in one transaction (or in
+ * the caller's batch). Returns 0, also if there was nothing, or -errno.
+ */
+int store_run_delete(struct store *st, int64_t run_id);
 
 /*
  * Deletes what retention r no longer keeps, at most max_rows rows (inbox
  * rows, run events and run status rows together) in one transaction, so a
  * call's cost is bounded: call it from a timer, again soon if it returned
- * max_rows. Consumers' cursors are not consulted: a consumer that falls
- * behind retention resumes after a gap (the next seq it sees is larger than
+ * max_rows. A run whose log the budget cut short is hidden from readers
+ * (store_run_status, store_run_get) and finished first by the next call.
+ * Consumers' cursors are not consulted: a consumer that falls behind
+ * retention resumes after a gap (the next seq it sees is larger than
  * acked + 1). Returns the number of rows deleted or -errno.
  */
 int store_prune(struct store *st, const struct store_retention *r, int64_t now,

@@ -3,9 +3,11 @@
  *
  * Unit tests for store, each in a fresh mkdtemp directory: inbox add and
  * dedup, group commit across a reopen, iteration cursors, consumers,
- * secrets, the stored key, run logs, retention, file modes, corruption and
- * schema-version refusal at open, and a forked writer that _exit()s without
- * closing, after which every committed webhook must still be there.
+ * secrets, the stored key, run logs and their results, retention (a run
+ * whose pruning a budget cut short is hidden), file modes, corruption,
+ * schema-version refusal and migration at open, and a forked writer that
+ * _exit()s without closing, after which every committed webhook must still
+ * be there.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +21,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "sig.h"
 #include "store.h"
@@ -547,6 +551,112 @@ TEST(run_log)
 	store_close(st);
 }
 
+/* What store_run_get gave. */
+struct run_info {
+	int calls;
+	int64_t run_id, turn, updated_at;
+	bool terminal;
+	bool has_result;
+	char result[64];
+	size_t result_len;
+};
+
+static int
+run_info_cb(const struct store_run *run, void *arg)
+{
+	struct run_info *ri = arg;
+
+	ri->calls++;
+	ri->run_id = run->run_id;
+	ri->terminal = run->terminal;
+	ri->turn = run->turn;
+	ri->updated_at = run->updated_at;
+	ri->has_result = run->result != NULL;
+	(void)snprintf(ri->result, sizeof(ri->result), "%s",
+	    run->result != NULL ? run->result : "");
+	ri->result_len = run->result_len;
+	return 0;
+}
+
+TEST(run_finish)
+{
+	const char *path = db_path("run_finish");
+	static const char res1[] = "{\"run_id\":7,\"seq\":3}";
+	static const char res2[] = "{\"run_id\":7,\"seq\":5}";
+	struct run_info ri = {0};
+	struct run_seen seen = {0};
+	struct store *st;
+	bool terminal;
+	int64_t last;
+	int i;
+
+	ASSERT_EQ(store_open(path, &st), 0);
+	ASSERT_EQ(store_run_get(st, 7, run_info_cb, &ri), -ENOENT);
+	ASSERT_EQ(ri.calls, 0);
+	/* A whole log and its result in one batch, as the stream hub does. */
+	ASSERT_EQ(store_begin_batch(st), 0);
+	for (i = 1; i <= 3; i++)
+		ASSERT_EQ(store_run_append(st, 7, i, "{}", 2, 100), 0);
+	ASSERT_EQ(store_run_finish(st, 7, res1, strlen(res1), 0, 110), 0);
+	ASSERT_EQ(store_commit_batch(st), 0);
+	store_close(st);
+
+	ASSERT_EQ(store_open(path, &st), 0);
+	ASSERT_EQ(store_run_get(st, 7, run_info_cb, &ri), 1);
+	ASSERT_EQ(ri.calls, 1);
+	ASSERT_EQ(ri.run_id, 7);
+	ASSERT(ri.terminal);
+	ASSERT_EQ(ri.turn, 0);
+	ASSERT_EQ(ri.updated_at, 110);
+	ASSERT(ri.has_result);
+	ASSERT_STREQ(ri.result, res1);
+	ASSERT_EQ(ri.result_len, strlen(res1));
+
+	/* A second turn: appended, and the result and turn replaced. */
+	ASSERT_EQ(store_run_append(st, 7, 4, "{}", 2, 200), 0);
+	ASSERT_EQ(store_run_append(st, 7, 5, "{}", 2, 200), 0);
+	ASSERT_EQ(store_run_finish(st, 7, res2, strlen(res2), 3, 210), 0);
+	memset(&ri, 0, sizeof(ri));
+	ASSERT_EQ(store_run_get(st, 7, run_info_cb, &ri), 1);
+	ASSERT_STREQ(ri.result, res2);
+	ASSERT_EQ(ri.turn, 3);
+	ASSERT_EQ(ri.updated_at, 210);
+	/* Marking it terminal again keeps the result. */
+	ASSERT_EQ(store_run_mark_terminal(st, 7, 220), 0);
+	memset(&ri, 0, sizeof(ri));
+	ASSERT_EQ(store_run_get(st, 7, run_info_cb, &ri), 1);
+	ASSERT_STREQ(ri.result, res2);
+	ASSERT_EQ(ri.updated_at, 220);
+
+	/* A run with events but no result yet; one only marked terminal. */
+	ASSERT_EQ(store_run_append(st, 8, 1, "{}", 2, 300), 0);
+	memset(&ri, 0, sizeof(ri));
+	ASSERT_EQ(store_run_get(st, 8, run_info_cb, &ri), 1);
+	ASSERT(!ri.terminal);
+	ASSERT(!ri.has_result);
+	ASSERT_EQ(store_run_mark_terminal(st, 9, 300), 0);
+	memset(&ri, 0, sizeof(ri));
+	ASSERT_EQ(store_run_get(st, 9, run_info_cb, &ri), 1);
+	ASSERT(ri.terminal);
+	ASSERT(!ri.has_result);
+
+	/* Deleting takes the events and the status row; others stay. */
+	ASSERT_EQ(store_run_delete(st, 7), 0);
+	ASSERT_EQ(store_run_get(st, 7, run_info_cb, &ri), -ENOENT);
+	ASSERT_EQ(store_run_status(st, 7, &terminal), -ENOENT);
+	ASSERT_EQ(store_run_iter(st, 7, 0, 0, run_cb, &seen), 0);
+	ASSERT_EQ(store_run_last_seq(st, 7, &last), 0);
+	ASSERT_EQ(last, 0);
+	ASSERT_EQ(store_run_delete(st, 7), 0);
+	ASSERT_EQ(store_run_iter(st, 8, 0, 0, run_cb, &seen), 1);
+	/* Inside a batch, a delete rolls back with it. */
+	ASSERT_EQ(store_begin_batch(st), 0);
+	ASSERT_EQ(store_run_delete(st, 8), 0);
+	store_rollback_batch(st);
+	ASSERT_EQ(store_run_iter(st, 8, 0, 0, run_cb, &seen), 1);
+	store_close(st);
+}
+
 TEST(prune_inbox)
 {
 	struct store *st;
@@ -648,6 +758,91 @@ TEST(prune_runs)
 	store_close(st);
 }
 
+/*
+ * A run larger than a prune's budget: the first call deletes its oldest
+ * events and hides the rest, which no reader may take for a whole log;
+ * the next calls finish it before anything else, and it does not count
+ * among the kept runs meanwhile.
+ */
+TEST(prune_runs_doomed)
+{
+	struct store *st;
+	struct store_retention keep1 = {.runs_max_count = 1};
+	struct run_info ri = {0};
+	struct run_seen seen = {0};
+	bool terminal;
+	int64_t n;
+
+	ASSERT_EQ(store_open(db_path("prune_doomed"), &st), 0);
+	ASSERT_EQ(store_begin_batch(st), 0);
+	for (n = 1; n <= 10; n++)
+		ASSERT_EQ(store_run_append(st, 1, n, "{}", 2, 100), 0);
+	ASSERT_EQ(store_run_finish(st, 1, "{}", 2, 0, 100), 0);
+	for (n = 1; n <= 2; n++) {
+		ASSERT_EQ(store_run_append(st, 2, n, "{}", 2, 200), 0);
+		ASSERT_EQ(store_run_append(st, 3, n, "{}", 2, 300), 0);
+	}
+	ASSERT_EQ(store_run_finish(st, 2, "{}", 2, 0, 200), 0);
+	ASSERT_EQ(store_run_finish(st, 3, "{}", 2, 0, 300), 0);
+	ASSERT_EQ(store_commit_batch(st), 0);
+
+	ASSERT_EQ(store_prune(st, &keep1, 400, 4), 4);
+	ASSERT_EQ(store_run_status(st, 1, &terminal), -ENOENT);
+	ASSERT_EQ(store_run_get(st, 1, run_info_cb, &ri), -ENOENT);
+	ASSERT_EQ(store_run_iter(st, 1, 0, 0, run_cb, &seen), 6);
+	ASSERT_EQ(seen.seqs[0], 5);
+	/* Marking it terminal does not bring the stump back. */
+	ASSERT_EQ(store_run_mark_terminal(st, 1, 500), 0);
+	ASSERT_EQ(store_run_status(st, 1, &terminal), -ENOENT);
+	/*
+	 * The other 6 events and the status row of run 1 first, then run 2
+	 * (3 rows), which the third call cuts short in turn.
+	 */
+	ASSERT_EQ(store_prune(st, &keep1, 400, 4), 4);
+	ASSERT_EQ(store_prune(st, &keep1, 400, 4), 4);
+	ASSERT_EQ(store_run_status(st, 2, &terminal), -ENOENT);
+	ASSERT_EQ(store_prune(st, &keep1, 400, 4), 2);
+	ASSERT_EQ(store_prune(st, &keep1, 400, 4), 0);
+	memset(&seen, 0, sizeof(seen));
+	ASSERT_EQ(store_run_iter(st, 1, 0, 0, run_cb, &seen), 0);
+	ASSERT_EQ(store_run_status(st, 2, &terminal), -ENOENT);
+	ASSERT_EQ(store_run_status(st, 3, &terminal), 0);
+	ASSERT(terminal);
+	ASSERT_EQ(store_run_iter(st, 3, 0, 0, run_cb, &seen), 2);
+	store_close(st);
+}
+
+/* After pruning, a reader behind finds where the kept rows start. */
+TEST(inbox_next_seq)
+{
+	struct store *st;
+	struct store_retention keep3 = {.inbox_max_count = 3};
+	int64_t seq, next = -1;
+	char id[32];
+	int i;
+
+	ASSERT_EQ(store_open(db_path("next_seq"), &st), 0);
+	ASSERT_EQ(store_inbox_next_seq(st, 0, &next), 0);
+	ASSERT_EQ(next, 0);
+	for (i = 1; i <= 8; i++) {
+		struct store_webhook wh;
+
+		(void)snprintf(id, sizeof(id), "n%d", i);
+		wh = webhook(id, 1000, "{}");
+		ASSERT_EQ(store_inbox_add(st, &wh, &seq), 0);
+	}
+	ASSERT_EQ(store_inbox_next_seq(st, 0, &next), 0);
+	ASSERT_EQ(next, 1);
+	ASSERT_EQ(store_prune(st, &keep3, 2000, 100), 5);
+	ASSERT_EQ(store_inbox_next_seq(st, 0, &next), 0);
+	ASSERT_EQ(next, 6);
+	ASSERT_EQ(store_inbox_next_seq(st, 6, &next), 0);
+	ASSERT_EQ(next, 7);
+	ASSERT_EQ(store_inbox_next_seq(st, 8, &next), 0);
+	ASSERT_EQ(next, 0);
+	store_close(st);
+}
+
 static int
 write_file(const char *path, off_t off, const void *p, size_t len, bool trunc)
 {
@@ -722,6 +917,77 @@ TEST(schema_version)
 	/* user_version is the big-endian word at offset 60 of the header. */
 	ASSERT_EQ(write_file(path, 60, v999, sizeof(v999), false), 0);
 	ASSERT_EQ(store_open(path, &st), -EPROTONOSUPPORT);
+}
+
+/* Runs SQL on path with SQLite itself, as an older release would. */
+static int
+raw_sql(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	int rc;
+
+	rc = sqlite3_open(path, &db);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	(void)sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : -EIO;
+}
+
+/*
+ * A database of schema version 2 (before run results) opens, is migrated
+ * and keeps its rows: a run logged then has no result and turn 0.
+ */
+TEST(schema_migrate_2)
+{
+	const char *path = db_path("schema2");
+	struct run_info ri = {0};
+	struct run_seen seen = {0};
+	struct store *st;
+
+	ASSERT_EQ(raw_sql(path,
+	    "CREATE TABLE inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	    " webhook_id TEXT NOT NULL UNIQUE, received_at INTEGER NOT NULL,"
+	    " event_type TEXT, run_id INTEGER,"
+	    " headers TEXT NOT NULL DEFAULT '{}', body BLOB NOT NULL);"
+	    "CREATE INDEX inbox_received_at ON inbox (received_at);"
+	    "CREATE TABLE consumers (name TEXT PRIMARY KEY NOT NULL,"
+	    " acked_seq INTEGER NOT NULL);"
+	    "CREATE TABLE webhook_secrets (id INTEGER PRIMARY KEY"
+	    " AUTOINCREMENT, secret TEXT NOT NULL UNIQUE, endpoint_id TEXT,"
+	    " created_at INTEGER NOT NULL, not_after INTEGER);"
+	    "CREATE TABLE api_key (id INTEGER PRIMARY KEY CHECK (id = 1),"
+	    " key TEXT NOT NULL, set_at INTEGER NOT NULL);"
+	    "CREATE TABLE run_status (run_id INTEGER PRIMARY KEY,"
+	    " terminal INTEGER NOT NULL DEFAULT 0,"
+	    " updated_at INTEGER NOT NULL);"
+	    "CREATE INDEX run_status_age ON run_status (updated_at, run_id);"
+	    "CREATE INDEX run_status_terminal ON run_status"
+	    " (terminal, updated_at, run_id);"
+	    "CREATE TABLE run_events (run_id INTEGER NOT NULL,"
+	    " seq INTEGER NOT NULL, event TEXT NOT NULL,"
+	    " PRIMARY KEY (run_id, seq));"
+	    "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	    " time_ms INTEGER NOT NULL, uid INTEGER NOT NULL,"
+	    " pid INTEGER NOT NULL, comm TEXT NOT NULL, method TEXT NOT NULL,"
+	    " status INTEGER NOT NULL, duration_ms INTEGER NOT NULL);"
+	    "CREATE INDEX audit_uid ON audit (uid, id);"
+	    "INSERT INTO run_status VALUES (5, 1, 100);"
+	    "INSERT INTO run_events VALUES (5, 1, '{}'), (5, 2, '{}');"
+	    "PRAGMA user_version = 2;"), 0);
+	ASSERT_EQ(store_open(path, &st), 0);
+	ASSERT_EQ(store_run_get(st, 5, run_info_cb, &ri), 1);
+	ASSERT(ri.terminal);
+	ASSERT(!ri.has_result);
+	ASSERT_EQ(ri.turn, 0);
+	ASSERT_EQ(store_run_iter(st, 5, 0, 0, run_cb, &seen), 2);
+	ASSERT_EQ(store_run_finish(st, 5, "{}", 2, 1, 200), 0);
+	store_close(st);
+	ASSERT_EQ(store_open(path, &st), 0);
+	memset(&ri, 0, sizeof(ri));
+	ASSERT_EQ(store_run_get(st, 5, run_info_cb, &ri), 1);
+	ASSERT_STREQ(ri.result, "{}");
+	ASSERT_EQ(ri.turn, 1);
+	store_close(st);
 }
 
 /*
@@ -811,11 +1077,15 @@ main(void)
 	RUN(secrets);
 	RUN(api_key);
 	RUN(run_log);
+	RUN(run_finish);
 	RUN(prune_inbox);
 	RUN(prune_runs);
+	RUN(prune_runs_doomed);
+	RUN(inbox_next_seq);
 	RUN(corrupt_garbage);
 	RUN(corrupt_page);
 	RUN(schema_version);
+	RUN(schema_migrate_2);
 	RUN(crash_durability);
 	r = t_done();
 	(void)nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
