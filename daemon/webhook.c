@@ -421,8 +421,6 @@ stored(struct webhook *w, struct req *rq)
 
 	rq->waiting = false;
 	if (rq->result < 0) {
-		log_warn("webhook %s not stored: %s", rq->id,
-		    strerror(-rq->result));
 		rq->status = MHD_HTTP_SERVICE_UNAVAILABLE;
 		return;
 	}
@@ -440,6 +438,7 @@ done_cb(struct loop *loop, int fd, unsigned ev, void *arg)
 {
 	struct webhook *w = arg;
 	struct req *list, *rq;
+	size_t failed = 0;
 	uint64_t n;
 
 	(void)loop;
@@ -455,8 +454,14 @@ done_cb(struct loop *loop, int fd, unsigned ev, void *arg)
 		rq->next = NULL;
 		w->queued--;
 		stored(w, rq);
+		/* One line for what failed together. */
+		if (rq->result < 0 && failed++ == 0)
+			log_warn("webhook %s not stored: %s", rq->id,
+			    strerror(-rq->result));
 		MHD_resume_connection(rq->conn);
 	}
+	if (failed > 1)
+		log_warn("... and %zu more webhooks not stored", failed - 1);
 	run_mhd(w);
 }
 
