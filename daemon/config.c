@@ -68,6 +68,14 @@ const struct config_keydef config_keys[CONFIG_NKEYS] = {
     [CONFIG_CACHE_MAX_FILE_BYTES] = {"cache_max_file_bytes", CONFIG_V_SIZE,
         OFF(cache_max_file_bytes), 65536, 1024.0 * 1024 * 1024 * 1024},
     [CONFIG_CACHE_TTL] = {"cache_ttl", CONFIG_V_TTLS, OFF(cache_ttl), 0, 0},
+    [CONFIG_RUN_LOG_RETENTION_DAYS] = {"run_log_retention_days", CONFIG_V_UINT,
+        OFF(run_log_retention_days), 0, 36500},
+    [CONFIG_RUN_LOG_MAX_STORED] = {"run_log_max_stored", CONFIG_V_UINT,
+        OFF(run_log_max_stored), 1, 100000000},
+    [CONFIG_WEBHOOK_RETENTION_DAYS] = {"webhook_retention_days", CONFIG_V_UINT,
+        OFF(webhook_retention_days), 0, 36500},
+    [CONFIG_WEBHOOK_MAX_STORED] = {"webhook_max_stored", CONFIG_V_UINT,
+        OFF(webhook_max_stored), 1, 1000000000},
     [CONFIG_PEERS] = {"peer", CONFIG_V_PEERS, OFF(peers), 0, 0},
     [CONFIG_HOOKS] = {"hook", CONFIG_V_HOOKS, OFF(hooks), 0, 0},
 };
@@ -519,6 +527,10 @@ config_init(struct config *c)
 	c->webhook_tolerance = CONFIG_DEF_WEBHOOK_TOLERANCE;
 	c->webhook_max_body = CONFIG_DEF_WEBHOOK_MAX_BODY;
 	c->audit_retention_days = CONFIG_DEF_AUDIT_RETENTION_DAYS;
+	c->run_log_retention_days = CONFIG_DEF_RUN_LOG_RETENTION_DAYS;
+	c->run_log_max_stored = CONFIG_DEF_RUN_LOG_MAX_STORED;
+	c->webhook_retention_days = CONFIG_DEF_WEBHOOK_RETENTION_DAYS;
+	c->webhook_max_stored = CONFIG_DEF_WEBHOOK_MAX_STORED;
 }
 
 void

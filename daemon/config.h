@@ -55,6 +55,10 @@
 #define CONFIG_DEF_WEBHOOK_TOLERANCE 300                  /* seconds; 0 = off */
 #define CONFIG_DEF_WEBHOOK_MAX_BODY ((size_t)1024 * 1024) /* bytes */
 #define CONFIG_DEF_AUDIT_RETENTION_DAYS 90 /* 0 = keep for ever */
+#define CONFIG_DEF_RUN_LOG_RETENTION_DAYS 30 /* 0 = no age limit */
+#define CONFIG_DEF_RUN_LOG_MAX_STORED 10000  /* finished runs' logs */
+#define CONFIG_DEF_WEBHOOK_RETENTION_DAYS 30 /* 0 = no age limit */
+#define CONFIG_DEF_WEBHOOK_MAX_STORED 1000000
 #define CONFIG_DEF_HOOK_MAX_CONCURRENT 4   /* deliveries in flight */
 #define CONFIG_DEF_HOOK_RETRIES 5          /* attempts after the first */
 #define CONFIG_DEF_HOOK_TIMEOUT 30         /* seconds per attempt */
@@ -91,6 +95,10 @@ enum config_key {
 	CONFIG_CACHE_MAX_BYTES,
 	CONFIG_CACHE_MAX_FILE_BYTES,
 	CONFIG_CACHE_TTL,
+	CONFIG_RUN_LOG_RETENTION_DAYS,
+	CONFIG_RUN_LOG_MAX_STORED,
+	CONFIG_WEBHOOK_RETENTION_DAYS,
+	CONFIG_WEBHOOK_MAX_STORED,
 	CONFIG_PEERS,
 	CONFIG_HOOKS,
 	CONFIG_NKEYS
@@ -160,6 +168,11 @@ struct config {
 	size_t cache_max_bytes;      /* pages and objects; 0 = built-in */
 	size_t cache_max_file_bytes; /* downloaded files; 0 = built-in */
 	char *cache_ttl;             /* "agents=60 runs=5", see below */
+	/* Retention in state.db; days 0 = no age limit. */
+	unsigned run_log_retention_days; /* finished runs' event logs */
+	unsigned run_log_max_stored;     /* newest finished runs kept */
+	unsigned webhook_retention_days; /* received webhooks */
+	unsigned webhook_max_stored;     /* newest webhooks kept */
 	struct config_peer *peers;
 	size_t npeers;
 	struct hook_def *hooks; /* [hook NAME] sections, in file order; */

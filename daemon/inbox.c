@@ -225,6 +225,24 @@ pump_row_cb(const struct store_webhook *wh, void *arg)
 	return 0;
 }
 
+/*
+ * Moves sub's cursor over seqs that retention deleted, so that they do not
+ * count as deliveries it is behind: a reader below the oldest webhook kept
+ * starts there.
+ */
+static void
+skip_pruned(struct inbox_sub *sub)
+{
+	int64_t next = 0;
+
+	if (store_inbox_next_seq(sub->ib->st, sub->cursor, &next) < 0)
+		return;
+	if (next == 0)
+		next = sub->ib->last_seq + 1; /* none kept after the cursor */
+	if (next - 1 > sub->cursor)
+		sub->cursor = next - 1;
+}
+
 /* Moves sub forward from the store. */
 static void
 catch_up(struct inbox_sub *sub)
@@ -236,6 +254,8 @@ catch_up(struct inbox_sub *sub)
 		int64_t before = sub->cursor;
 		int r;
 
+		if (ib->last_seq - sub->cursor > INBOX_MAX_LAG)
+			skip_pruned(sub);
 		if (ib->last_seq - sub->cursor > INBOX_MAX_LAG) {
 			sub_end(sub, NULL, (long long)sub->cursor);
 			return;

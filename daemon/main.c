@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -41,6 +42,10 @@
 #define KEY_FILE_MAX 4096
 #define MAX_OUT (16u * 1024 * 1024)
 #define LISTEN_FDS_START 3
+#define PRUNE_PERIOD_MS (3600u * 1000) /* state.db retention: hourly */
+#define PRUNE_BATCH 256                /* rows deleted per transaction */
+#define PRUNE_PAUSE_MS 10              /* between batches while behind */
+#define PRUNE_RETRY_MS 5000            /* after a failure (database busy) */
 
 struct options {
 	struct config cli; /* what the command line set */
@@ -68,7 +73,8 @@ usage(FILE *f)
 	    "                         the key stored by `m8tes auth login`,\n"
 	    "                         $M8TES_API_KEY)\n"
 	    "  --state-dir DIR        durable state: webhook inbox, secrets,\n"
-	    "                         stored key, audit log\n"
+	    "                         stored key, audit log, finished runs'\n"
+	    "                         event logs\n"
 	    "  --cache-dir DIR        response and file cache\n"
 	    "  --webhook-listen A:P   receive webhooks on this address\n"
 	    "  --config FILE          configuration file (default\n"
@@ -89,7 +95,10 @@ usage(FILE *f)
 	    "\n"
 	    "Every option is also a key of the configuration file (see\n"
 	    "m8tesd.conf(5)); the command line wins. SIGHUP or daemon.reload\n"
-	    "re-reads the file.\n");
+	    "re-reads the file. Keys of the file alone include the retention\n"
+	    "of state.db: run_log_retention_days (30), run_log_max_stored\n"
+	    "(10000 runs), webhook_retention_days (30) and webhook_max_stored\n"
+	    "(1000000 webhooks).\n");
 }
 
 /* Command-line options, as config keys: checked by the config module. */
@@ -210,6 +219,8 @@ struct daemon {
 	struct stat sock_st;
 	struct loop_timer *watchdog;
 	uint64_t watchdog_ms;
+	struct loop_timer *pruner; /* state.db retention */
+	long long pruned;          /* rows deleted by the pass under way */
 };
 
 /*
@@ -458,6 +469,57 @@ watchdog_cb(struct loop *loop, void *arg)
 	    &dm->watchdog);
 }
 
+/*
+ * state.db's retention: finished runs' logs and received webhooks past
+ * their age or count limit go, a small batch per transaction and the next
+ * batch soon while there is more, so neither the loop nor the webhook
+ * writer waits long; then again in an hour.
+ */
+static void
+prune_cb(struct loop *loop, void *arg)
+{
+	struct daemon *dm = arg;
+	const struct config *c = &dm->cfg;
+	struct store_retention keep = {
+	    .inbox_max_count = c->webhook_max_stored,
+	    .inbox_max_age = (int64_t)c->webhook_retention_days * 86400,
+	    .runs_max_count = c->run_log_max_stored,
+	    .runs_max_age = (int64_t)c->run_log_retention_days * 86400,
+	};
+	uint64_t next = PRUNE_PERIOD_MS;
+	int n;
+
+	dm->pruner = NULL;
+	n = store_prune(dm->store, &keep, (int64_t)time(NULL), PRUNE_BATCH);
+	if (n < 0) {
+		log_warn("state.db retention: %s; trying again in %u s",
+		    strerror(-n), PRUNE_RETRY_MS / 1000);
+		next = PRUNE_RETRY_MS;
+	} else if (n == PRUNE_BATCH) {
+		dm->pruned += n;
+		next = PRUNE_PAUSE_MS;
+	} else if (dm->pruned + n > 0) {
+		log_info("state.db retention: %lld rows deleted",
+		    dm->pruned + n);
+		dm->pruned = 0;
+	}
+	if (loop_timer_add(loop, next, prune_cb, dm, &dm->pruner) < 0)
+		dm->pruner = NULL;
+}
+
+/* A retention pass now (at start, and after a reload). */
+static void
+prune_soon(struct daemon *dm)
+{
+	if (dm->store == NULL)
+		return;
+	if (dm->pruner != NULL)
+		loop_timer_del(dm->loop, dm->pruner);
+	dm->pruned = 0;
+	if (loop_timer_add(dm->loop, 0, prune_cb, dm, &dm->pruner) < 0)
+		dm->pruner = NULL;
+}
+
 /* What a reload can change without a restart. */
 static void
 apply_config(struct daemon *dm)
@@ -519,6 +581,7 @@ reload(void *arg, char *err, size_t errlen)
 		log_warn("policy not reloaded: %s", strerror(-r));
 	if (dm->webhook != NULL)
 		load_webhook_secrets(dm);
+	prune_soon(dm);
 	for (int k = 0; k < CONFIG_NKEYS; k++)
 		if (restart & CONFIG_BIT(k))
 			log_warn("reload: %s changed; it takes effect at the "
@@ -855,6 +918,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	open_cache(&dm);
+	streams_set_store(dm.streams, dm.store);
+	prune_soon(&dm);
 	if (dm.inbox != NULL)
 		inbox_set_commit_cb(dm.inbox, webhook_commit_cb, &dm);
 	dispatch_set_webhooks(dm.d, dm.store, dm.inbox, dm.webhook);
@@ -903,13 +968,16 @@ main(int argc, char **argv)
 out:
 	if (dm.watchdog != NULL)
 		loop_timer_del(dm.loop, dm.watchdog);
+	if (dm.pruner != NULL)
+		loop_timer_del(dm.loop, dm.pruner);
 	server_free(dm.srv);
 	hooks_free(dm.hooks);
 	webhook_free(dm.webhook);
 	inbox_free(dm.inbox);
 	audit_free(dm.audit);
-	store_close(dm.store);
+	/* Finished runs waiting to be written go to state.db first. */
 	streams_free(dm.streams);
+	store_close(dm.store);
 	dispatch_free(dm.d);
 	cache_close(dm.cache);
 	upstream_free(dm.up);

@@ -5,7 +5,10 @@
  * (at most one at a time), its SSE parser and accumulator, its event log and
  * its subscribers. Event lines are built from the logged text with each
  * subscriber's id pasted in, so fan-out costs a copy per subscriber and no
- * JSON work.
+ * JSON work. A finished hub goes on the save list; a timer writes it to
+ * state.db after the loop has flushed its final lines, and a hub for a run
+ * known only to state.db is loaded from there, finished, so every path
+ * that finds a hub in memory works the same on one loaded.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -13,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -24,6 +28,7 @@
 #include "runacc.h"
 #include "server.h"
 #include "sse.h"
+#include "store.h"
 #include "streams.h"
 #include "upstream.h"
 
@@ -86,6 +91,10 @@ struct hub {
 	struct apierr apierr;
 	struct sub_list subs;
 	TAILQ_ENTRY(hub) link; /* live or finished list */
+	size_t nsaved;         /* events of the log that state.db holds */
+	bool save_pending;     /* finished, on the save list */
+	unsigned save_fails;
+	TAILQ_ENTRY(hub) save_link;
 };
 
 TAILQ_HEAD(hub_list, hub);
@@ -96,6 +105,9 @@ struct streams {
 	struct hub_list live, finished;
 	size_t nfinished;
 	struct sub_list behind;
+	struct store *st;         /* state.db, or NULL */
+	struct hub_list saves;    /* finished hubs to write there */
+	struct loop_timer *saver; /* writes them */
 	char *line; /* where event lines are put together */
 	size_t linecap;
 	struct streams_stats stats;
@@ -106,6 +118,12 @@ static void hub_start_transfer(struct hub *h, enum method_verb verb,
 static void hub_finish(struct hub *h);
 static void hub_fail(struct hub *h, const struct codec_error *e);
 static void stream_ended(struct hub *h, const char *why);
+static void retire(struct hub *h);
+static int hub_save(struct hub *h);
+static void save_later(struct hub *h);
+static void save_done(struct hub *h);
+static bool save_now(struct hub *h, bool last_try);
+static struct hub *hub_load(struct streams *s, int64_t run_id);
 
 int
 streams_new(struct loop *loop, struct upstream *up, struct streams **ret)
@@ -119,8 +137,15 @@ streams_new(struct loop *loop, struct upstream *up, struct streams **ret)
 	TAILQ_INIT(&s->live);
 	TAILQ_INIT(&s->finished);
 	TAILQ_INIT(&s->behind);
+	TAILQ_INIT(&s->saves);
 	*ret = s;
 	return 0;
+}
+
+void
+streams_set_store(struct streams *s, struct store *st)
+{
+	s->st = st;
 }
 
 static void
@@ -157,6 +182,8 @@ hub_free(struct hub *h)
 	free(h->user_id);
 	cJSON_Delete(h->result);
 	apierr_done(&h->apierr);
+	if (h->save_pending)
+		save_done(h);
 	if (h->state == HUB_FINISHED) {
 		TAILQ_REMOVE(&h->s->finished, h, link);
 		h->s->nfinished--;
@@ -172,6 +199,11 @@ streams_free(struct streams *s)
 {
 	if (s == NULL)
 		return;
+	/* One try each: what cannot be written now is lost, and said so. */
+	while (!TAILQ_EMPTY(&s->saves))
+		(void)save_now(TAILQ_FIRST(&s->saves), true);
+	if (s->saver != NULL)
+		loop_timer_del(s->loop, s->saver);
 	while (!TAILQ_EMPTY(&s->live))
 		hub_free(TAILQ_FIRST(&s->live));
 	while (!TAILQ_EMPTY(&s->finished))
@@ -214,6 +246,19 @@ hub_new(struct streams *s)
 static void
 hub_revive(struct hub *h)
 {
+	/*
+	 * Written now if it can be; else with the new turn, which writes
+	 * whatever state.db lacks.
+	 */
+	if (h->save_pending) {
+		int r = hub_save(h);
+
+		if (r < 0)
+			log_warn("run %" PRId64 ": its event log goes to "
+				 "state.db when its new turn ends (%s)",
+			    h->run_id, strerror(-r));
+		save_done(h);
+	}
 	TAILQ_REMOVE(&h->s->finished, h, link);
 	h->s->nfinished--;
 	TAILQ_INSERT_TAIL(&h->s->live, h, link);
@@ -388,12 +433,10 @@ streams_pump(struct streams *s)
 
 /* ---- events ------------------------------------------------------------ */
 
+/* Makes room for one more event in the log: 0, -EFBIG or -ENOMEM. */
 static int
-log_append(struct hub *h, const cJSON *ev, const char *type)
+log_reserve(struct hub *h)
 {
-	struct logent *e;
-	char *text;
-
 	if (h->nlog >= STREAMS_MAX_EVENTS || h->logbytes >= STREAMS_MAX_LOG)
 		return -EFBIG;
 	if (h->nlog == h->caplog) {
@@ -405,14 +448,34 @@ log_append(struct hub *h, const cJSON *ev, const char *type)
 		h->log = l;
 		h->caplog = cap;
 	}
+	return 0;
+}
+
+/* Logs text (len bytes, NUL-terminated), taking it. */
+static void
+log_push_take(struct hub *h, char *text, size_t len, bool is_text)
+{
+	struct logent *e = &h->log[h->nlog++];
+
+	e->text = text;
+	e->len = len;
+	e->is_text = is_text;
+	h->logbytes += len;
+}
+
+static int
+log_append(struct hub *h, const cJSON *ev, const char *type)
+{
+	char *text;
+	int r;
+
+	r = log_reserve(h);
+	if (r < 0)
+		return r;
 	text = cJSON_PrintUnformatted(ev);
 	if (text == NULL)
 		return -ENOMEM;
-	e = &h->log[h->nlog++];
-	e->text = text;
-	e->len = strlen(text);
-	e->is_text = strcmp(type, "text-delta") == 0;
-	h->logbytes += e->len;
+	log_push_take(h, text, strlen(text), strcmp(type, "text-delta") == 0);
 	h->s->stats.events++;
 	return 0;
 }
@@ -606,6 +669,8 @@ retire(struct hub *h)
 			break;
 		if (old == NULL)
 			break;
+		if (old->save_pending)
+			(void)save_now(old, true);
 		hub_free(old);
 	}
 }
@@ -677,6 +742,7 @@ hub_finish_with(struct hub *h, const cJSON *run)
 	h->result = res;
 	retire(h);
 	finish_subs(h);
+	save_later(h);
 }
 
 static void
@@ -813,6 +879,8 @@ json_answer(struct hub *h, const char *body, size_t len)
 		return;
 	}
 	other = hub_find(h->s, (int64_t)id->valuedouble);
+	if (other == NULL)
+		other = hub_load(h->s, (int64_t)id->valuedouble);
 	if (other != NULL && other != h) {
 		hub_merge(h, other,
 		    cJSON_IsString(dl) && strcmp(dl->valuestring, "queued") == 0);
@@ -952,6 +1020,239 @@ hub_start_transfer(struct hub *h, enum method_verb verb, const char *path,
 	}
 }
 
+/* ---- state.db -------------------------------------------------------- */
+
+/*
+ * Writes what state.db lacks of h's log, then its result and turn, in one
+ * transaction. Events are appended only to the very log state.db has of
+ * the run (terminal, ending where h's saved part ends); anything else
+ * there (a half-pruned or stale log) is replaced. 0 or -errno.
+ */
+static int
+hub_save(struct hub *h)
+{
+	struct store *st = h->s->st;
+	int64_t now = (int64_t)time(NULL), last = 0;
+	size_t from = h->nsaved;
+	bool terminal = false;
+	char *res;
+	int r;
+
+	res = cJSON_PrintUnformatted(h->result);
+	if (res == NULL)
+		return -ENOMEM;
+	r = store_begin_batch(st);
+	if (r < 0)
+		goto out;
+	if (from > 0) {
+		r = store_run_status(st, h->run_id, &terminal);
+		if (r == 0)
+			r = store_run_last_seq(st, h->run_id, &last);
+		if (r == -ENOENT)
+			r = 0;
+		if (!terminal || last != (int64_t)from)
+			from = 0;
+	}
+	if (r == 0 && from == 0)
+		r = store_run_delete(st, h->run_id);
+	for (size_t i = from; r == 0 && i < h->nlog; i++)
+		r = store_run_append(st, h->run_id, (int64_t)i + 1,
+		    h->log[i].text, h->log[i].len, now);
+	if (r == 0)
+		r = store_run_finish(st, h->run_id, res, strlen(res),
+		    (int64_t)h->turn, now);
+	if (r == 0)
+		r = store_commit_batch(st);
+	if (r < 0)
+		store_rollback_batch(st);
+	else
+		h->nsaved = h->nlog;
+out:
+	free(res);
+	return r;
+}
+
+static void save_cb(struct loop *loop, void *arg);
+
+static void
+save_schedule(struct streams *s, uint64_t ms)
+{
+	/* Without a timer the list waits for the next run's end or exit. */
+	if (s->saver == NULL &&
+	    loop_timer_add(s->loop, ms, save_cb, s, &s->saver) < 0)
+		s->saver = NULL;
+}
+
+/* h finished: on the list, to be written once its final lines are out. */
+static void
+save_later(struct hub *h)
+{
+	struct streams *s = h->s;
+
+	if (s->st == NULL || !h->has_id || h->save_pending)
+		return;
+	h->save_pending = true;
+	h->save_fails = 0;
+	TAILQ_INSERT_TAIL(&s->saves, h, save_link);
+	save_schedule(s, STREAMS_SAVE_DELAY_MS);
+}
+
+static void
+save_done(struct hub *h)
+{
+	TAILQ_REMOVE(&h->s->saves, h, save_link);
+	h->save_pending = false;
+}
+
+/*
+ * One write of h. Returns false if it failed and is to be tried again;
+ * on the last try (or the STREAMS_SAVE_TRIES-th), h leaves the list
+ * unwritten, with a warning.
+ */
+static bool
+save_now(struct hub *h, bool last_try)
+{
+	int r = hub_save(h);
+
+	if (r == 0) {
+		save_done(h);
+		return true;
+	}
+	if (last_try || ++h->save_fails >= STREAMS_SAVE_TRIES) {
+		log_warn("run %" PRId64 ": its event log is not in state.db "
+			 "(%s); it will not be replayed after a restart",
+		    h->run_id, strerror(-r));
+		save_done(h);
+		return true;
+	}
+	log_warn("run %" PRId64 ": cannot write its event log to state.db "
+		 "yet (%s); trying again",
+	    h->run_id, strerror(-r));
+	return false;
+}
+
+static void
+save_cb(struct loop *loop, void *arg)
+{
+	struct streams *s = arg;
+	struct hub *h;
+	uint64_t ms;
+
+	(void)loop;
+	s->saver = NULL;
+	for (int n = 0; (h = TAILQ_FIRST(&s->saves)) != NULL; n++) {
+		if (n == STREAMS_SAVE_PER_TURN) {
+			save_schedule(s, STREAMS_SAVE_DELAY_MS);
+			return;
+		}
+		if (!save_now(h, false)) {
+			ms = (uint64_t)STREAMS_SAVE_RETRY_MS
+			    << (h->save_fails - 1);
+			if (ms > STREAMS_SAVE_RETRY_MAX_MS)
+				ms = STREAMS_SAVE_RETRY_MAX_MS;
+			save_schedule(s, ms);
+			return;
+		}
+	}
+}
+
+/* What state.db says of a run, for hub_load. */
+struct load_ctx {
+	bool terminal;
+	bool has_result;
+	int64_t turn;
+	cJSON *result;
+};
+
+static int
+load_info_cb(const struct store_run *run, void *arg)
+{
+	struct load_ctx *c = arg;
+
+	c->terminal = run->terminal;
+	c->turn = run->turn;
+	c->has_result = run->result != NULL;
+	if (run->result != NULL)
+		c->result = cJSON_ParseWithLength(run->result, run->result_len);
+	return 0;
+}
+
+static int
+load_event_cb(const struct store_run_event *ev, void *arg)
+{
+	struct hub *h = arg;
+	const cJSON *type;
+	cJSON *json;
+	char *text;
+	bool is_text;
+	int r;
+
+	/* A whole log numbers its events 1, 2, 3, ... */
+	if (ev->seq != (int64_t)h->nlog + 1)
+		return -EBADMSG;
+	r = log_reserve(h);
+	if (r < 0)
+		return r;
+	json = cJSON_ParseWithLength(ev->event, ev->len);
+	if (json == NULL)
+		return -EBADMSG;
+	type = cJSON_GetObjectItemCaseSensitive(json, "type");
+	is_text = cJSON_IsString(type) &&
+	    strcmp(type->valuestring, "text-delta") == 0;
+	cJSON_Delete(json);
+	text = malloc(ev->len + 1);
+	if (text == NULL)
+		return -ENOMEM;
+	memcpy(text, ev->event, ev->len + 1);
+	log_push_take(h, text, ev->len, is_text);
+	return 0;
+}
+
+/*
+ * The hub of run_id, finished, from its log in state.db; NULL when there
+ * is none there (or no finished one, or it cannot be read: then the
+ * upstream is asked, as without state.db).
+ */
+static struct hub *
+hub_load(struct streams *s, int64_t run_id)
+{
+	struct load_ctx c = {0};
+	struct hub *h = NULL;
+	int r;
+
+	if (s->st == NULL)
+		return NULL;
+	r = store_run_get(s->st, run_id, load_info_cb, &c);
+	if (r >= 0 && (!c.terminal || !c.has_result))
+		r = -ENOENT; /* not a log this hub wrote whole */
+	else if (r >= 0 && c.result == NULL)
+		r = -EBADMSG;
+	if (r >= 0 && (h = hub_new(s)) == NULL)
+		r = -ENOMEM;
+	if (r >= 0)
+		r = store_run_iter(s->st, run_id, 0, 0, load_event_cb, h);
+	if (r >= 0 && (c.turn < 0 || (uint64_t)c.turn > h->nlog))
+		r = -EBADMSG;
+	if (r < 0) {
+		if (r != -ENOENT)
+			log_warn("run %" PRId64 ": its log in state.db is not "
+				 "used (%s)",
+			    run_id, strerror(-r));
+		cJSON_Delete(c.result);
+		if (h != NULL)
+			hub_free(h);
+		return NULL;
+	}
+	h->has_id = true;
+	h->run_id = run_id;
+	h->turn = (size_t)c.turn;
+	h->result = c.result;
+	h->nsaved = h->nlog;
+	retire(h);
+	log_debug("run %" PRId64 ": %zu events from state.db", run_id, h->nlog);
+	return h;
+}
+
 /* ---- subscribing ------------------------------------------------------- */
 
 /* {"id":ID,"seq": (or {"seq": without an id), the start of sub's lines. */
@@ -997,8 +1298,11 @@ streams_subscribe(struct streams *s, const struct stream_start *st,
 	sub->done = t->done;
 	sub->arg = t->arg;
 
-	if (st->has_run_id)
+	if (st->has_run_id) {
 		h = hub_find(s, st->run_id);
+		if (h == NULL)
+			h = hub_load(s, st->run_id);
+	}
 	if (st->verb == VERB_GET) {
 		/* Attach: the log serves what it has, the rest is live. */
 		if (h == NULL) {

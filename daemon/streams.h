@@ -10,6 +10,13 @@
  * by position so subscribers see no duplicate and no gap. A subscriber that
  * stops reading never slows the others: its queue is bounded, and past the
  * lag limit it gets a final "lagged" line with resume_after and is detached.
+ *
+ * With state.db, a finished run's log, result and turn are written there
+ * in one transaction once its final lines are out (never per event), and
+ * a run not in memory is looked up there before anything goes upstream,
+ * so finished runs are replayed across restarts. A write that fails (the
+ * database busy with another writer) is tried again later, with a warning
+ * each time; the log is never dropped without one.
  */
 #ifndef M8_STREAMS_H
 #define M8_STREAMS_H
@@ -23,6 +30,7 @@
 struct cJSON;
 struct conn;
 struct loop;
+struct store;
 struct upstream;
 struct streams;
 struct stream_sub;
@@ -34,6 +42,12 @@ struct codec_error;
 #define STREAMS_MAX_LOG ((size_t)64 * 1024 * 1024) /* bytes logged per run */
 #define STREAMS_MAX_FINISHED 256        /* finished runs kept for replay */
 #define STREAMS_MAX_REATTACH 5          /* re-attaches of one transfer */
+#define STREAMS_SAVE_DELAY_MS 1         /* from a run's end to its write: */
+                                        /* the final lines go out first */
+#define STREAMS_SAVE_PER_TURN 16        /* runs written per loop turn */
+#define STREAMS_SAVE_RETRY_MS 100       /* first wait after a failed */
+#define STREAMS_SAVE_RETRY_MAX_MS 30000 /* write, doubled up to this */
+#define STREAMS_SAVE_TRIES 10           /* failed writes before giving up */
 
 /*
  * The end of a subscription, called once: result (the accumulated run,
@@ -65,7 +79,14 @@ struct stream_start {
 };
 
 int streams_new(struct loop *loop, struct upstream *up, struct streams **ret);
+/* Writes the finished runs still waiting for state.db, then frees. */
 void streams_free(struct streams *s);
+
+/*
+ * Keeps finished runs' logs in st (borrowed; it must outlive s) and looks
+ * runs up there. Without it (NULL, the default), logs live in memory only.
+ */
+void streams_set_store(struct streams *s, struct store *st);
 
 /*
  * Starts or joins the stream described by st for the subscriber t. Returns

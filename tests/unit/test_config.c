@@ -88,6 +88,10 @@ TEST(defaults)
 	ASSERT_EQ(c.webhook_tolerance, 300);
 	ASSERT_EQ(c.webhook_max_body, 1024 * 1024);
 	ASSERT_EQ(c.audit_retention_days, 90);
+	ASSERT_EQ(c.run_log_retention_days, 30);
+	ASSERT_EQ(c.run_log_max_stored, 10000);
+	ASSERT_EQ(c.webhook_retention_days, 30);
+	ASSERT_EQ(c.webhook_max_stored, 1000000);
 	ASSERT(!c.default_deny);
 	ASSERT_EQ(c.npeers, 0);
 	ASSERT(c.hooks == NULL && c.nhooks == 0);
@@ -125,7 +129,11 @@ TEST(every_key)
 	    "default_deny = yes\n"
 	    "cache_max_bytes = 8M\n"
 	    "cache_max_file_bytes = 2G\n"
-	    "cache_ttl = agents=60 runs=2.5\n";
+	    "cache_ttl = agents=60 runs=2.5\n"
+	    "run_log_retention_days = 14\n"
+	    "run_log_max_stored = 500\n"
+	    "webhook_retention_days = 0\n"
+	    "webhook_max_stored = 2000\n";
 	struct config c;
 
 	ASSERT_OK(parse(text, &c));
@@ -157,6 +165,10 @@ TEST(every_key)
 	ASSERT_EQ(c.cache_max_bytes, 8 * 1024 * 1024);
 	ASSERT_EQ(c.cache_max_file_bytes, 2ull * 1024 * 1024 * 1024);
 	ASSERT_STREQ(c.cache_ttl, "agents=60 runs=2.5");
+	ASSERT_EQ(c.run_log_retention_days, 14);
+	ASSERT_EQ(c.run_log_max_stored, 500);
+	ASSERT_EQ(c.webhook_retention_days, 0);
+	ASSERT_EQ(c.webhook_max_stored, 2000);
 	/* Every key but the [peer] sections was given. */
 	ASSERT_EQ(c.set, CONFIG_BIT(CONFIG_PEERS) - 1);
 	for (int k = 0; k < CONFIG_PEERS; k++)
@@ -222,6 +234,12 @@ TEST(values_in_range)
 	        offsetof(struct config, webhook_max_body), 2, 4096},
 	    {"audit_retention_days = 0",
 	        offsetof(struct config, audit_retention_days), 1, 0},
+	    {"run_log_max_stored = 1",
+	        offsetof(struct config, run_log_max_stored), 1, 1},
+	    {"webhook_max_stored = 1000000000",
+	        offsetof(struct config, webhook_max_stored), 1, 1e9},
+	    {"webhook_retention_days = 36500",
+	        offsetof(struct config, webhook_retention_days), 1, 36500},
 	    {"default_deny = off", offsetof(struct config, default_deny), 3, 0},
 	    {"default_deny = TRUE", offsetof(struct config, default_deny), 3,
 	        1},
@@ -334,6 +352,15 @@ TEST(bad_values)
 	    {"audit_retention_days = 40000\n",
 	        "m8tesd.conf:1: bad value \"40000\" for audit_retention_days: "
 	        "want a whole number from 0 to 36500"},
+	    {"run_log_max_stored = 0\n",
+	        "m8tesd.conf:1: bad value \"0\" for run_log_max_stored: want "
+	        "a whole number from 1 to 100000000"},
+	    {"webhook_max_stored = -1\n",
+	        "m8tesd.conf:1: bad value \"-1\" for webhook_max_stored: want "
+	        "a whole number from 1 to 1000000000"},
+	    {"webhook_retention_days = 36501\n",
+	        "m8tesd.conf:1: bad value \"36501\" for "
+	        "webhook_retention_days: want a whole number from 0 to 36500"},
 	    {"default_deny = maybe\n",
 	        "m8tesd.conf:1: bad value \"maybe\" for default_deny: want "
 	        "true or false"},
