@@ -24,6 +24,7 @@
 
 #include <sqlite3.h>
 
+#include "idset.h"
 #include "sig.h"
 #include "store.h"
 
@@ -98,6 +99,31 @@ static const char *const migrations[] = {
     /* 2 -> 3: a finished run's result and where its last turn starts */
     "ALTER TABLE run_status ADD COLUMN result TEXT;"
     "ALTER TABLE run_status ADD COLUMN turn INTEGER NOT NULL DEFAULT 0;",
+    /*
+     * 3 -> 4: no unique index on webhook_id. On random ids it dirtied a
+     * page per insert, half the cost of storing a webhook; duplicates are
+     * now found in memory (idset.h). The sequence carries over, so no
+     * number is ever handed out twice.
+     */
+    "CREATE TABLE inbox4 ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  webhook_id TEXT NOT NULL,"
+    "  received_at INTEGER NOT NULL,"
+    "  event_type TEXT,"
+    "  run_id INTEGER,"
+    "  headers TEXT NOT NULL DEFAULT '{}',"
+    "  body BLOB NOT NULL"
+    ");"
+    "INSERT INTO inbox4 SELECT seq, webhook_id, received_at, event_type,"
+    "  run_id, headers, body FROM inbox ORDER BY seq;"
+    "INSERT INTO sqlite_sequence (name, seq) SELECT 'inbox4', seq"
+    "  FROM sqlite_sequence WHERE name = 'inbox'"
+    "  AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'inbox4');"
+    "UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM"
+    "  sqlite_sequence WHERE name = 'inbox'), 0)) WHERE name = 'inbox4';"
+    "DROP TABLE inbox;"
+    "ALTER TABLE inbox4 RENAME TO inbox;"
+    "CREATE INDEX inbox_received_at ON inbox (received_at);",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -110,7 +136,8 @@ enum stmt_id {
 	ST_SP_RELEASE,
 	ST_SP_ROLLBACK,
 	ST_INBOX_ADD,
-	ST_INBOX_SEQ,
+	ST_INBOX_IDS,
+	ST_INBOX_MIN,
 	ST_INBOX_ITER,
 	ST_INBOX_GET,
 	ST_INBOX_LAST,
@@ -163,7 +190,8 @@ static const char *const stmt_sql[ST__MAX] = {
     [ST_INBOX_ADD] = "INSERT INTO inbox (webhook_id, received_at, "
                      "event_type, run_id, headers, body) "
                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_INBOX_SEQ] = "SELECT seq FROM inbox WHERE webhook_id = ?1",
+    [ST_INBOX_IDS] = "SELECT seq, webhook_id FROM inbox",
+    [ST_INBOX_MIN] = "SELECT min(seq) FROM inbox",
     [ST_INBOX_ITER] = "SELECT " INBOX_COLUMNS " FROM inbox "
                       "WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     [ST_INBOX_GET] = "SELECT " INBOX_COLUMNS " FROM inbox "
@@ -248,10 +276,17 @@ static const char *const stmt_sql[ST__MAX] = {
                        "(SELECT max(id) FROM audit) - ?1 OR time_ms < ?2",
 };
 
+/* Webhook ids are checked for duplicates in memory, by the inserter. */
+#define STORE_TRIM_EVERY 4096 /* inserts between looks for pruned rows */
+
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[ST__MAX];
 	bool in_batch; /* between BEGIN IMMEDIATE and COMMIT/ROLLBACK */
+	struct idset *ids;               /* the inbox's webhook ids, or NULL */
+	struct idset_digest *pending;    /* added by the open batch */
+	size_t npending, pendcap;
+	unsigned since_trim;
 };
 
 /* What an iterator hands its per-row function. */
@@ -288,7 +323,12 @@ static int pragma(sqlite3 *db, const char *sql, char *buf, size_t size);
 static int configure(sqlite3 *db);
 static int migrate(sqlite3 *db);
 static int prepare_all(struct store *st);
-static int limit_arg(size_t limit);
+static int
+limit_arg(size_t limit);
+static void forget_pending(struct store *st);
+static int grow_pending(struct store *st);
+static void trim_ids(struct store *st);
+static int load_ids(struct store *st);
 static int inbox_row(sqlite3_stmt *s, const struct iter_ctx *c);
 static int secret_row(sqlite3_stmt *s, const struct iter_ctx *c);
 static int run_row(sqlite3_stmt *s, const struct iter_ctx *c);
@@ -715,6 +755,8 @@ store_close(struct store *st)
 	store_rollback_batch(st);
 	for (i = 0; i < ST__MAX; i++)
 		(void)sqlite3_finalize(st->stmt[i]);
+	idset_free(st->ids);
+	free(st->pending);
 	/* Every statement is finalized, so this closes (and checkpoints). */
 	(void)sqlite3_close_v2(st->db);
 	free(st);
@@ -743,11 +785,16 @@ store_commit_batch(struct store *st)
 		return -EINVAL;
 	st->in_batch = false;
 	/* An I/O or full-disk error may have rolled it all back already. */
-	if (sqlite3_get_autocommit(st->db))
+	if (sqlite3_get_autocommit(st->db)) {
+		forget_pending(st);
 		return -EIO;
+	}
 	r = exec_stmt(st->stmt[ST_COMMIT], SQLITE_OK);
 	if (r < 0 && !sqlite3_get_autocommit(st->db))
 		(void)exec_stmt(st->stmt[ST_ROLLBACK], SQLITE_OK);
+	if (r < 0)
+		forget_pending(st);
+	st->npending = 0;
 	return r;
 }
 
@@ -759,6 +806,7 @@ store_rollback_batch(struct store *st)
 	st->in_batch = false;
 	if (!sqlite3_get_autocommit(st->db))
 		(void)exec_stmt(st->stmt[ST_ROLLBACK], SQLITE_OK);
+	forget_pending(st);
 }
 
 bool
@@ -768,6 +816,77 @@ store_in_batch(const struct store *st)
 }
 
 /* LIMIT argument: 0 = none (-1 to SQLite); capped so counts fit an int. */
+/* Rows of an aborted batch are not stored: out of the set with them. */
+static void
+forget_pending(struct store *st)
+{
+	for (size_t i = 0; i < st->npending; i++)
+		(void)idset_del(st->ids, &st->pending[i]);
+	st->npending = 0;
+}
+
+static int
+grow_pending(struct store *st)
+{
+	size_t cap = st->pendcap ? st->pendcap * 2 : 64;
+	struct idset_digest *p = reallocarray(st->pending, cap, sizeof(*p));
+
+	if (p == NULL)
+		return -ENOMEM;
+	st->pending = p;
+	st->pendcap = cap;
+	return 0;
+}
+
+/* Out of the set: the ids of rows pruned since (from any connection). */
+static void
+trim_ids(struct store *st)
+{
+	int64_t min = 0;
+
+	st->since_trim = 0;
+	if (query_int(st->stmt[ST_INBOX_MIN], SQLITE_OK, &min) >= 0)
+		idset_trim(st->ids, min > 0 ? min : INT64_MAX);
+}
+
+/*
+ * The inbox's ids, read on the first insert through this connection, and
+ * now and then cut back to the rows pruning left (from any connection).
+ */
+static int
+load_ids(struct store *st)
+{
+	sqlite3_stmt *s = st->stmt[ST_INBOX_IDS];
+	int rc, r = 0;
+
+	if (st->ids != NULL) {
+		if (++st->since_trim < STORE_TRIM_EVERY || st->in_batch)
+			return 0;
+		trim_ids(st);
+		return 0;
+	}
+	if ((r = idset_new(&st->ids)) < 0)
+		return r;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(s, 1);
+		struct idset_digest d;
+
+		if (id == NULL)
+			continue;
+		idset_digest(id, (size_t)sqlite3_column_bytes(s, 1), &d);
+		if ((r = idset_put(st->ids, &d, sqlite3_column_int64(s, 0))) < 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_errno(rc);
+	stmt_reset(s);
+	if (r < 0) {
+		idset_free(st->ids);
+		st->ids = NULL;
+	}
+	return r;
+}
+
 static int
 limit_arg(size_t limit)
 {
@@ -781,7 +900,8 @@ store_inbox_add(struct store *st, const struct store_webhook *wh,
     int64_t *ret_seq)
 {
 	sqlite3_stmt *s = st->stmt[ST_INBOX_ADD];
-	int64_t seq = 0;
+	struct idset_digest d;
+	int64_t seq;
 	int rc = SQLITE_OK, r;
 
 	assert(wh != NULL && ret_seq != NULL);
@@ -790,19 +910,21 @@ store_inbox_add(struct store *st, const struct store_webhook *wh,
 		return -EINVAL;
 	if (wh->body_len > INT_MAX)
 		return -E2BIG;
-	/*
-	 * Look before inserting: AUTOINCREMENT would spend a sequence number
-	 * on a conflicting insert, and seqs must have gaps only where rows
-	 * were pruned.
-	 */
-	bind_text(st->stmt[ST_INBOX_SEQ], 1, wh->webhook_id, &rc);
-	r = query_int(st->stmt[ST_INBOX_SEQ], rc, &seq);
-	if (r < 0)
+	if ((r = load_ids(st)) < 0)
 		return r;
-	if (r > 0) {
+	/*
+	 * Look before inserting: a duplicate must not take a number (seqs
+	 * have gaps only where rows were pruned), and a pending row of the
+	 * open batch counts.
+	 */
+	idset_digest(wh->webhook_id, strlen(wh->webhook_id), &d);
+	if ((seq = idset_get(st->ids, &d)) > 0) {
 		*ret_seq = seq;
 		return STORE_DUPLICATE;
 	}
+	if (st->in_batch && st->npending == st->pendcap &&
+	    (r = grow_pending(st)) < 0)
+		return r;
 	bind_text(s, 1, wh->webhook_id, &rc);
 	bind_int(s, 2, wh->received_at, &rc);
 	bind_text(s, 3, wh->event_type, &rc);
@@ -816,7 +938,14 @@ store_inbox_add(struct store *st, const struct store_webhook *wh,
 	r = exec_stmt(s, rc);
 	if (r < 0)
 		return r;
-	*ret_seq = sqlite3_last_insert_rowid(st->db);
+	seq = sqlite3_last_insert_rowid(st->db);
+	/*
+	 * Stored. Should the set not take it, a repeat would be stored
+	 * again: a second copy, never a lost one.
+	 */
+	if (idset_put(st->ids, &d, seq) == 0 && st->in_batch)
+		st->pending[st->npending++] = d;
+	*ret_seq = seq;
 	return 0;
 }
 
@@ -1376,7 +1505,11 @@ store_prune(struct store *st, const struct store_retention *r, int64_t now,
 		e = prune_runs(st, r, now, &budget);
 	if (e == 0)
 		e = (int)(max - budget);
-	return sp_end(st, e);
+	e = sp_end(st, e);
+	/* Pruned ids may come back as new (outside a batch: committed). */
+	if (e > 0 && st->ids != NULL && !st->in_batch)
+		trim_ids(st);
+	return e;
 }
 
 int

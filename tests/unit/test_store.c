@@ -708,6 +708,48 @@ TEST(prune_inbox)
 	store_close(st);
 }
 
+/* Duplicates are found in memory: rolled-back rows are not, reopened are. */
+TEST(inbox_dedup_rollback_reopen)
+{
+	const char *path = db_path("dedup_rb");
+	struct store_webhook wh = webhook("rb1", 1, "{}");
+	struct store *st;
+	int64_t seq = 0;
+
+	ASSERT_EQ(store_open(path, &st), 0);
+	ASSERT_EQ(store_begin_batch(st), 0);
+	ASSERT_EQ(store_inbox_add(st, &wh, &seq), 0);
+	ASSERT_EQ(store_inbox_add(st, &wh, &seq), STORE_DUPLICATE);
+	store_rollback_batch(st);
+	ASSERT_EQ(count_inbox(st, 0), 0);
+	ASSERT_EQ(store_begin_batch(st), 0);
+	ASSERT_EQ(store_inbox_add(st, &wh, &seq), 0);
+	ASSERT_EQ(store_commit_batch(st), 0);
+	store_close(st);
+	ASSERT_EQ(store_open(path, &st), 0);
+	ASSERT_EQ(store_inbox_add(st, &wh, &seq), STORE_DUPLICATE);
+	ASSERT_EQ(count_inbox(st, 0), 1);
+	/* Pruned through another connection: new again after a trim. */
+	{
+		struct store *other;
+		struct store_retention all = {.inbox_max_age = 1};
+
+		ASSERT_EQ(store_open(path, &other), 0);
+		ASSERT_EQ(store_prune(other, &all, 1000, 100), 1);
+		store_close(other);
+	}
+	for (int i = 0; i < 5000; i++) {
+		char id[16];
+		struct store_webhook w;
+
+		(void)snprintf(id, sizeof(id), "f%d", i);
+		w = webhook(id, 2000, "{}");
+		ASSERT_EQ(store_inbox_add(st, &w, &seq), 0);
+	}
+	ASSERT_EQ(store_inbox_add(st, &wh, &seq), 0);
+	store_close(st);
+}
+
 TEST(prune_runs)
 {
 	struct store *st;
@@ -973,8 +1015,23 @@ TEST(schema_migrate_2)
 	    "CREATE INDEX audit_uid ON audit (uid, id);"
 	    "INSERT INTO run_status VALUES (5, 1, 100);"
 	    "INSERT INTO run_events VALUES (5, 1, '{}'), (5, 2, '{}');"
+	    "INSERT INTO inbox (seq, webhook_id, received_at, body)"
+	    " VALUES (1, 'old1', 1, x''), (3, 'old3', 1, x'');"
+	    "UPDATE sqlite_sequence SET seq = 7 WHERE name = 'inbox';"
 	    "PRAGMA user_version = 2;"), 0);
 	ASSERT_EQ(store_open(path, &st), 0);
+	/* Schema 4 copied the inbox: its rows, ids and sequence. */
+	{
+		struct store_webhook wh = webhook("old3", 2, "{}");
+		int64_t seq = 0;
+
+		ASSERT_EQ(count_inbox(st, 0), 2);
+		ASSERT_EQ(store_inbox_add(st, &wh, &seq), STORE_DUPLICATE);
+		ASSERT_EQ(seq, 3);
+		wh = webhook("new", 2, "{}");
+		ASSERT_EQ(store_inbox_add(st, &wh, &seq), 0);
+		ASSERT_EQ(seq, 8);
+	}
 	ASSERT_EQ(store_run_get(st, 5, run_info_cb, &ri), 1);
 	ASSERT(ri.terminal);
 	ASSERT(!ri.has_result);
@@ -1079,6 +1136,7 @@ main(void)
 	RUN(run_log);
 	RUN(run_finish);
 	RUN(prune_inbox);
+	RUN(inbox_dedup_rollback_reopen);
 	RUN(prune_runs);
 	RUN(prune_runs_doomed);
 	RUN(inbox_next_seq);
