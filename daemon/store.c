@@ -1210,6 +1210,38 @@ store_run_append(struct store *st, int64_t run_id, int64_t seq,
 	return sp_end(st, r);
 }
 
+int
+store_run_append_many(struct store *st, int64_t run_id,
+    const struct store_run_event *evs, size_t n, int64_t now)
+{
+	sqlite3_stmt *s = st->stmt[ST_RUN_APPEND];
+	int rc = SQLITE_OK, r;
+
+	assert(evs != NULL || n == 0);
+	for (size_t i = 0; i < n; i++)
+		if (evs[i].len > INT_MAX)
+			return -E2BIG;
+	r = sp_begin(st);
+	if (r < 0)
+		return r;
+	/* One statement per event and one savepoint for them all. */
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		bind_int(s, 1, run_id, &rc);
+		bind_int(s, 2, evs[i].seq, &rc);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_text(s, 3, evs[i].event,
+			    (int)evs[i].len, SQLITE_STATIC);
+		r = exec_stmt(s, rc);
+	}
+	if (r == 0) {
+		s = st->stmt[ST_RUN_TOUCH];
+		bind_int(s, 1, run_id, &rc);
+		bind_int(s, 2, now, &rc);
+		r = exec_stmt(s, rc);
+	}
+	return sp_end(st, r);
+}
+
 static int
 run_row(sqlite3_stmt *s, const struct iter_ctx *c)
 {

@@ -263,6 +263,15 @@ int store_run_append(struct store *st, int64_t run_id, int64_t seq,
     const char *event, size_t len, int64_t now);
 
 /*
+ * Appends n events to run_id's log as store_run_append does (evs[i].seq,
+ * .event and .len; .run_id is ignored), all or none, at the cost of one
+ * statement per event. Returns 0, -EEXIST if a seq is already logged, or
+ * -errno.
+ */
+int store_run_append_many(struct store *st, int64_t run_id,
+    const struct store_run_event *evs, size_t n, int64_t now);
+
+/*
  * Calls cb for each event of run_id with seq > after_seq in seq order, at
  * most limit events (0 = no limit). Returns the count or -errno.
  */

@@ -108,6 +108,7 @@ struct streams {
 	struct store *st;         /* state.db, or NULL */
 	struct hub_list saves;    /* finished hubs to write there */
 	struct loop_timer *saver; /* writes them */
+	struct store_run_event chunk[STREAMS_SAVE_CHUNK]; /* events per write */
 	char *line; /* where event lines are put together */
 	size_t linecap;
 	struct streams_stats stats;
@@ -1055,9 +1056,19 @@ hub_save(struct hub *h)
 	}
 	if (r == 0 && from == 0)
 		r = store_run_delete(st, h->run_id);
-	for (size_t i = from; r == 0 && i < h->nlog; i++)
-		r = store_run_append(st, h->run_id, (int64_t)i + 1,
-		    h->log[i].text, h->log[i].len, now);
+	while (r == 0 && from < h->nlog) {
+		size_t n = h->nlog - from;
+
+		if (n > STREAMS_SAVE_CHUNK)
+			n = STREAMS_SAVE_CHUNK;
+		for (size_t i = 0; i < n; i++)
+			h->s->chunk[i] = (struct store_run_event){
+			    .seq = (int64_t)(from + i) + 1,
+			    .event = h->log[from + i].text,
+			    .len = h->log[from + i].len};
+		r = store_run_append_many(st, h->run_id, h->s->chunk, n, now);
+		from += n;
+	}
 	if (r == 0)
 		r = store_run_finish(st, h->run_id, res, strlen(res),
 		    (int64_t)h->turn, now);
@@ -1112,9 +1123,13 @@ save_done(struct hub *h)
 static bool
 save_now(struct hub *h, bool last_try)
 {
+	uint64_t t0 = loop_update_time(h->s->loop);
 	int r = hub_save(h);
 
 	if (r == 0) {
+		log_debug("run %" PRId64 ": %zu events in state.db (%" PRIu64
+			  " ms)",
+		    h->run_id, h->nlog, loop_update_time(h->s->loop) - t0);
 		save_done(h);
 		return true;
 	}

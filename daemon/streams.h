@@ -45,6 +45,7 @@ struct codec_error;
 #define STREAMS_SAVE_DELAY_MS 1         /* from a run's end to its write: */
                                         /* the final lines go out first */
 #define STREAMS_SAVE_PER_TURN 16        /* runs written per loop turn */
+#define STREAMS_SAVE_CHUNK 256          /* events per statement batch */
 #define STREAMS_SAVE_RETRY_MS 100       /* first wait after a failed */
 #define STREAMS_SAVE_RETRY_MAX_MS 30000 /* write, doubled up to this */
 #define STREAMS_SAVE_TRIES 10           /* failed writes before giving up */

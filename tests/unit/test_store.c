@@ -657,6 +657,46 @@ TEST(run_finish)
 	store_close(st);
 }
 
+TEST(run_append_many)
+{
+	const char *path = db_path("append_many");
+	struct store_run_event evs[4] = {
+	    {.seq = 1, .event = "{\"a\":1}", .len = 7},
+	    {.seq = 2, .event = "{\"b\":2}", .len = 7},
+	    {.seq = 3, .event = "{}", .len = 2},
+	    {.seq = 2, .event = "{}", .len = 2}, /* a duplicate */
+	};
+	struct run_seen seen = {0};
+	struct run_info ri = {0};
+	struct store *st;
+	int64_t last;
+
+	ASSERT_EQ(store_open(path, &st), 0);
+	ASSERT_EQ(store_run_append_many(st, 4, evs, 0, 100), 0);
+	ASSERT_EQ(store_run_get(st, 4, run_info_cb, &ri), 1);
+	ASSERT(!ri.terminal);
+	ASSERT_EQ(store_run_append_many(st, 4, evs, 3, 150), 0);
+	ASSERT_EQ(store_run_iter(st, 4, 0, 0, run_cb, &seen), 3);
+	ASSERT_EQ(seen.seqs[0], 1);
+	ASSERT_EQ(seen.seqs[2], 3);
+	ASSERT_STREQ(seen.last, "{}");
+	memset(&ri, 0, sizeof(ri));
+	ASSERT_EQ(store_run_get(st, 4, run_info_cb, &ri), 1);
+	ASSERT_EQ(ri.updated_at, 150);
+	/* All or none: a duplicate seq undoes the whole call. */
+	evs[0].seq = 4;
+	ASSERT_EQ(store_run_append_many(st, 4, evs, 4, 200), -EEXIST);
+	ASSERT_EQ(store_run_last_seq(st, 4, &last), 0);
+	ASSERT_EQ(last, 3);
+	/* Inside a batch, it joins the batch. */
+	ASSERT_EQ(store_begin_batch(st), 0);
+	ASSERT_EQ(store_run_append_many(st, 5, evs, 3, 300), 0);
+	store_rollback_batch(st);
+	memset(&seen, 0, sizeof(seen));
+	ASSERT_EQ(store_run_iter(st, 5, 0, 0, run_cb, &seen), 0);
+	store_close(st);
+}
+
 TEST(prune_inbox)
 {
 	struct store *st;
@@ -1135,6 +1175,7 @@ main(void)
 	RUN(api_key);
 	RUN(run_log);
 	RUN(run_finish);
+	RUN(run_append_many);
 	RUN(prune_inbox);
 	RUN(inbox_dedup_rollback_reopen);
 	RUN(prune_runs);
