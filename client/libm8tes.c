@@ -61,6 +61,7 @@ struct m8c_conn {
 	size_t nfds;
 	long long next_id;
 	int send_timeout_ms;
+	bool raw_results; /* plain results kept as text, not parsed */
 	LIST_HEAD(, m8c_call) calls;
 	size_t ncalls;
 };
@@ -84,6 +85,14 @@ static void fail_call(struct m8c_call *call, int err);
 static void fail_all(struct m8c_conn *c, int err);
 static bool as_count(const cJSON *v, unsigned long long *ret);
 static int parse_final(const cJSON *root, struct m8c_reply *r);
+static const char *skip_ws(const char *p, const char *end);
+static const char *skip_string(const char *p, const char *end);
+static const char *skip_value(const char *p, const char *end);
+static bool raw_member(const char *k, size_t klen, const char *v,
+    const char *ve, unsigned long long *id, const char **res, size_t *rlen);
+static bool raw_result(const char *line, size_t len, unsigned long long *id,
+    const char **ret_p, size_t *ret_n);
+static int take_raw(struct m8c_conn *c, const char *line, size_t len);
 static int route_line(struct m8c_conn *c, const char *line, size_t len);
 static int step(struct m8c_conn *c, long long deadline);
 static int send_all(struct m8c_conn *c, const char *p, size_t len);
@@ -602,6 +611,179 @@ parse_final(const cJSON *root, struct m8c_reply *r)
 	return -ENOENT;
 }
 
+static const char *
+skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	return p;
+}
+
+/*
+ * Past the string opening at p; NULL if it does not end. A quote ends it
+ * unless an odd number of backslashes comes before it.
+ */
+static const char *
+skip_string(const char *p, const char *end)
+{
+	const char *q, *b;
+
+	for (p++; p < end; p = q + 1) {
+		q = memchr(p, '"', (size_t)(end - p));
+		if (q == NULL)
+			return NULL;
+		for (b = q; b > p && b[-1] == '\\'; b--)
+			;
+		if ((q - b) % 2 == 0)
+			return q + 1;
+	}
+	return NULL;
+}
+
+/*
+ * Past the value starting at p: strings and nesting are followed, other
+ * values run to the next ',', '}', ']' or blank. NULL if it does not end.
+ * Not a validator: what it finds is printed, never interpreted.
+ */
+static const char *
+skip_value(const char *p, const char *end)
+{
+	size_t depth = 0;
+
+	if (p < end && *p == '"')
+		return skip_string(p, end);
+	if (p < end && *p != '{' && *p != '[') {
+		while (p < end && strchr(",}] \t\r\n", *p) == NULL)
+			p++;
+		return p;
+	}
+	for (; p < end; p++) {
+		/* Lines end in a NUL (next_line); one inside is no JSON. */
+		p += strcspn(p, "\"{}[]");
+		if (p >= end || *p == '\0')
+			break;
+		if (*p == '"') {
+			p = skip_string(p, end);
+			if (p == NULL)
+				return NULL;
+			p--;
+		} else if (*p == '{' || *p == '[') {
+			depth++;
+		} else if (--depth == 0) {
+			return p + 1;
+		}
+	}
+	return NULL;
+}
+
+/* One top-level member of a plain result line; false for any other. */
+static bool
+raw_member(const char *k, size_t klen, const char *v, const char *ve,
+    unsigned long long *id, const char **res, size_t *rlen)
+{
+	unsigned long long n = 0;
+	const char *d;
+
+#define KEY_IS(s) (klen == sizeof(s) - 1 && memcmp(k, s, klen) == 0)
+	if (KEY_IS("\"result\"")) {
+		*res = v;
+		*rlen = (size_t)(ve - v);
+		return true;
+	}
+	if (KEY_IS("\"id\"")) {
+		if (ve - v > 15)
+			return false;
+		for (d = v; d < ve; d++) {
+			if (*d < '0' || *d > '9')
+				return false;
+			n = n * 10 + (unsigned long long)(*d - '0');
+		}
+		*id = n;
+		return d > v;
+	}
+	return KEY_IS("\"cache\"") || KEY_IS("\"jsonrpc\"");
+#undef KEY_IS
+}
+
+/*
+ * Whether line is {"id": N, "result": ...} with at most "jsonrpc" and
+ * "cache" besides: the id and the result's text.
+ */
+static bool
+raw_result(const char *line, size_t len, unsigned long long *id,
+    const char **ret_p, size_t *ret_n)
+{
+	const char *end = line + len, *p, *k, *v, *ve;
+	const char *res = NULL;
+	size_t rlen = 0;
+
+	*id = ULLONG_MAX;
+	p = skip_ws(line, end);
+	if (p == end || *p != '{')
+		return false;
+	for (p++;;) {
+		k = skip_ws(p, end);
+		if (k == end || *k != '"' || (p = skip_string(k, end)) == NULL)
+			return false;
+		v = skip_ws(p, end);
+		if (v == end || *v != ':')
+			return false;
+		v = skip_ws(v + 1, end);
+		ve = skip_value(v, end);
+		if (ve == NULL || ve == v ||
+		    !raw_member(k, (size_t)(p - k), v, ve, id, &res, &rlen))
+			return false;
+		p = skip_ws(ve, end);
+		if (p < end && *p == ',') {
+			p++;
+			continue;
+		}
+		if (p == end || *p != '}')
+			return false;
+		break;
+	}
+	if (skip_ws(p + 1, end) != end || res == NULL || *id == ULLONG_MAX)
+		return false;
+	*ret_p = res;
+	*ret_n = rlen;
+	return true;
+}
+
+/* A plain result line taken raw: 1, or 0 when it is no such line. */
+static int
+take_raw(struct m8c_conn *c, const char *line, size_t len)
+{
+	struct m8c_call *call;
+	unsigned long long id;
+	const char *p;
+	size_t n;
+
+	if (!c->raw_results || !raw_result(line, len, &id, &p, &n))
+		return 0;
+	call = find_call(c, (long long)id);
+	if (call == NULL)
+		return 0;
+	memset(&call->reply, 0, sizeof(call->reply));
+	call->reply.result_text = malloc(n + 1);
+	if (call->reply.result_text == NULL) {
+		fail_call(call, -ENOMEM);
+		return 1;
+	}
+	memcpy(call->reply.result_text, p, n);
+	call->reply.result_text[n] = '\0';
+	call->reply.result_len = n;
+	call->reply.kind = M8C_RESULT;
+	call->done = true;
+	unlink_call(call);
+	return 1;
+}
+
+void
+m8c_set_raw_results(struct m8c_conn *c, bool on)
+{
+	c->raw_results = on;
+}
+
 /*
  * Hands one line to its call. Returns 0, or a callback's negative value.
  * Lines for no call of ours and lines of unknown shape are dropped, so a
@@ -617,6 +799,8 @@ route_line(struct m8c_conn *c, const char *line, size_t len)
 	cJSON *root;
 	int r = 0;
 
+	if (take_raw(c, line, len))
+		return 0;
 	root = cJSON_ParseWithLength(line, len);
 	if (!cJSON_IsObject(root)) {
 		call = sole_call(c);
@@ -918,5 +1102,6 @@ m8c_reply_done(struct m8c_reply *r)
 	if (r == NULL)
 		return;
 	cJSON_Delete(r->root);
+	free(r->result_text);
 	memset(r, 0, sizeof(*r));
 }

@@ -49,11 +49,16 @@ struct m8c_error {
 	const struct cJSON *details; /* or NULL */
 };
 
-/* The final line of a call. Release with m8c_reply_done. */
+/*
+ * The final line of a call. Release with m8c_reply_done. A result taken
+ * raw (m8c_set_raw_results) has no root and no result, only its text.
+ */
 struct m8c_reply {
 	enum m8c_reply_kind kind;
 	struct cJSON *root;              /* the whole line, owned */
 	const struct cJSON *result;      /* M8C_RESULT: borrowed from root */
+	char *result_text;               /* M8C_RESULT taken raw: owned, */
+	size_t result_len;               /* a NUL after result_len bytes */
 	struct m8c_error error;          /* M8C_ERROR */
 	unsigned long long resume_after; /* M8C_LAGGED: call again after_seq */
 };
@@ -138,6 +143,15 @@ bool m8c_call_done(const struct m8c_call *call);
  */
 int m8c_wait(struct m8c_conn *c, struct m8c_call *call, int timeout_ms,
     struct m8c_reply *ret_reply);
+
+/*
+ * With on, a final line that is a plain result ({"id", "result"} and
+ * at most "jsonrpc" and "cache" besides) is not parsed: the reply holds the
+ * result's JSON text as the daemon sent it (result_text), and result and
+ * root are NULL. For callers that only print the result; every other line
+ * is parsed as before. Off by default.
+ */
+void m8c_set_raw_results(struct m8c_conn *c, bool on);
 
 /*
  * Frees a call. A call still in flight is forgotten: its later lines are

@@ -185,10 +185,18 @@ run(const struct cli_opts *o, struct cli_request *req)
 	status = cli_connect(o, &c);
 	if (status != 0)
 		return status;
+	/* JSON out is the result as it came: no need to parse and print it. */
+	if (o->json && (req->method == NULL ||
+	    req->method->handler != H_DOWNLOAD))
+		m8c_set_raw_results(c, true);
 	r = m8c_call(c, req->name, req->params, o->timeout_ms, cli_out_event_cb,
 	    &out, &reply);
 	if (r < 0)
 		status = cli_call_error(r, o);
+	else if (reply.kind == M8C_RESULT && reply.result_text != NULL)
+		status = printf("%s\n", reply.result_text) < 0
+		    ? CLI_EXIT_IOERR
+		    : 0;
 	else if (reply.kind == M8C_RESULT)
 		status = show_result(o, req, &out, reply.result);
 	else

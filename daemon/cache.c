@@ -32,9 +32,10 @@
 #include <sqlite3.h>
 
 #include "cache.h"
+#include "hotset.h"
 #include "sig.h"
 
-#define CACHE_SCHEMA_VERSION 1
+#define CACHE_SCHEMA_VERSION 2 /* 2: results normalised, compact */
 #define CACHE_KEY_DOMAIN "m8tesd-cache-1" /* versions the key derivation */
 #define CACHE_CHECK_INTERVAL_MS 1000      /* file and directory checks */
 #define CACHE_TOUCH_MS 1000  /* LRU resolution: older uses are rewritten */
@@ -235,6 +236,8 @@ struct cache {
 
 	struct touch touch[CACHE_TOUCH_BATCH]; /* pending last-use writes */
 	size_t ntouch;
+	struct hotset hot; /* copies of recently used rows */
+	char *peek;        /* cache_peek's body when too large for hot */
 
 	uint64_t entries, entry_bytes; /* as committed */
 	uint64_t blobs, blob_bytes;
@@ -317,6 +320,9 @@ static int put_tx(struct cache *c, const char *key, const char *resource,
     const char *scope, const char *path, const void *body, size_t len,
     uint64_t size, uint64_t now);
 static void drop_key(struct cache *c, const char *key);
+static int db_get(struct cache *c, const char *key, struct hotset_entry *row);
+static void hot_put(struct cache *c, const char *key, int64_t id,
+    const void *body, size_t len, uint64_t now, uint64_t ttl);
 static int remove_entries(struct cache *c, enum stmt_id sum, enum stmt_id del,
     const struct filter *f);
 static int shalist_add(struct shalist *l, const char *sha);
@@ -799,6 +805,7 @@ db_close(struct cache *c, bool discard)
 	(void)sqlite3_close_v2(c->db);
 	c->db = NULL;
 	c->ntouch = 0;
+	hotset_clear(&c->hot);
 	c->entries = c->entry_bytes = c->blobs = c->blob_bytes = 0;
 }
 
@@ -1060,6 +1067,7 @@ evict_entries(struct cache *c, int64_t keep, uint64_t *bytes, uint64_t *count,
 			r = exec_stmt(c->stmt[ST_DEL], rc);
 			if (r < 0)
 				return r;
+			hotset_drop_id(&c->hot, id[i]);
 			*bytes -= (uint64_t)size[i] < *bytes ? (uint64_t)size[i]
 			                                     : *bytes;
 			(*count)--;
@@ -1114,12 +1122,39 @@ put_tx(struct cache *c, const char *key, const char *resource,
 		r = evict_entries(c, id, &bytes, &count, &evicted);
 out:
 	r = tx_end(c, r);
-	if (r < 0)
+	if (r < 0) {
+		/* Rolled back: rows the hot set dropped may be back, fine. */
+		hotset_drop_key(&c->hot, kid, key);
 		return r;
+	}
 	c->entry_bytes = bytes;
 	c->entries = count;
 	c->evictions += evicted;
+	hot_put(c, key, id, body, len, now, ttl);
 	return 0;
+}
+
+/* Keeps a copy of a row just written; without memory it is not kept. */
+static void
+hot_put(struct cache *c, const char *key, int64_t id, const void *body,
+    size_t len, uint64_t now, uint64_t ttl)
+{
+	struct hotset_entry e = {.id = id, .stored_at = (int64_t)now,
+	    .expires_at = (int64_t)(now + ttl), .used = (int64_t)now,
+	    .len = len};
+
+	hotset_drop_key(&c->hot, key_id(key), key);
+	if (len > HOTSET_MAX_ENTRY)
+		return;
+	e.body = malloc(len + 1);
+	if (e.body == NULL)
+		return;
+	if (len > 0)
+		memcpy(e.body, body, len);
+	e.body[len] = '\0';
+	(void)snprintf(e.key, sizeof(e.key), "%s", key);
+	if (hotset_take(&c->hot, key_id(key), &e, NULL) < 0)
+		free(e.body);
 }
 
 /*
@@ -1132,6 +1167,7 @@ drop_key(struct cache *c, const char *key)
 	int64_t id = 0, size = 0;
 	int rc = SQLITE_OK, r;
 
+	hotset_drop_key(&c->hot, key_id(key), key);
 	bind_int(c->stmt[ST_FIND], 1, key_id(key), &rc);
 	r = query_pair(c->stmt[ST_FIND], rc, &id, &size);
 	if (r > 0) {
@@ -1155,6 +1191,8 @@ remove_entries(struct cache *c, enum stmt_id sum, enum stmt_id del,
 	int64_t n = 0, bytes = 0;
 	int rc = SQLITE_OK, r;
 
+	/* The set does not know resources or paths: it goes whole. */
+	hotset_clear(&c->hot);
 	r = tx_begin(c);
 	if (r < 0)
 		return r;
@@ -1597,6 +1635,7 @@ cache_close(struct cache *c)
 		w->c = NULL;
 	}
 	db_close(c, false);
+	free(c->peek);
 	for (i = 0; i < c->nttls; i++)
 		free(c->ttls[i].resource);
 	free(c->ttls);
@@ -1686,25 +1725,20 @@ cache_ttl_ms(const struct cache *c, const char *resource)
 	return c->default_ttl_ms;
 }
 
-int
-cache_get(struct cache *c, const char *key, uint64_t now_ms,
-    struct cache_entry *ret)
+/*
+ * Reads key's row into row (the body malloc'd, with a NUL after it).
+ * Returns 0, -ENOENT (also for another key with the same kid), -ENOMEM
+ * or -errno; a damaged database is rebuilt and reads as -ENOENT.
+ */
+static int
+db_get(struct cache *c, const char *key, struct hotset_entry *row)
 {
-	sqlite3_stmt *s;
+	sqlite3_stmt *s = c->stmt[ST_GET];
 	const unsigned char *k;
 	const void *p;
-	int64_t id, stored, expires, used;
 	size_t len;
-	void *body;
 	int rc = SQLITE_OK, r;
 
-	assert(c != NULL && ret != NULL);
-	if (!is_hex(key, 64, 64))
-		return -EINVAL;
-	maybe_check(c, now_ms);
-	if (c->db == NULL)
-		return -ENOENT;
-	s = c->stmt[ST_GET];
 	bind_int(s, 1, key_id(key), &rc);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(s);
@@ -1723,27 +1757,84 @@ cache_get(struct cache *c, const char *key, uint64_t now_ms,
 		}
 		return r;
 	}
-	id = sqlite3_column_int64(s, 0);
-	stored = sqlite3_column_int64(s, 2);
-	expires = sqlite3_column_int64(s, 3);
-	used = sqlite3_column_int64(s, 4);
+	*row = (struct hotset_entry){.id = sqlite3_column_int64(s, 0),
+	    .stored_at = sqlite3_column_int64(s, 2),
+	    .expires_at = sqlite3_column_int64(s, 3),
+	    .used = sqlite3_column_int64(s, 4)};
 	p = sqlite3_column_blob(s, 5);
 	len = (size_t)sqlite3_column_bytes(s, 5);
-	body = p != NULL || len == 0 ? malloc(len + 1) : NULL;
-	if (body != NULL) {
+	row->body = p != NULL || len == 0 ? malloc(len + 1) : NULL;
+	if (row->body != NULL) {
 		if (len > 0)
-			memcpy(body, p, len);
-		((char *)body)[len] = '\0';
+			memcpy(row->body, p, len);
+		row->body[len] = '\0';
+		row->len = len;
+		(void)snprintf(row->key, sizeof(row->key), "%s", key);
 	}
 	stmt_reset(s);
+	return row->body != NULL ? 0 : -ENOMEM;
+}
+
+int
+cache_peek(struct cache *c, const char *key, uint64_t now_ms,
+    struct cache_view *ret)
+{
+	struct hotset_entry row, *h;
+	int64_t kid;
+	int r;
+
+	assert(c != NULL && ret != NULL);
+	free(c->peek);
+	c->peek = NULL;
+	if (!is_hex(key, 64, 64))
+		return -EINVAL;
+	maybe_check(c, now_ms);
+	if (c->db == NULL)
+		return -ENOENT;
+	kid = key_id(key);
+	h = hotset_find(&c->hot, kid, key);
+	if (h == NULL) {
+		r = db_get(c, key, &row);
+		if (r < 0)
+			return r;
+		if (hotset_take(&c->hot, kid, &row, &h) < 0) {
+			c->peek = row.body; /* too large to keep: until the next */
+			h = &row;
+		}
+	}
+	if ((int64_t)now_ms >= h->used + CACHE_TOUCH_MS) {
+		h->used = (int64_t)now_ms;
+		touch_add(c, h->id, now_ms);
+	}
+	ret->body = h->body;
+	ret->len = h->len;
+	ret->fresh = h->stored_at <= (int64_t)now_ms &&
+	    (int64_t)now_ms < h->expires_at;
+	ret->age_ms = (int64_t)now_ms > h->stored_at
+	    ? now_ms - (uint64_t)h->stored_at
+	    : 0;
+	return 0;
+}
+
+int
+cache_get(struct cache *c, const char *key, uint64_t now_ms,
+    struct cache_entry *ret)
+{
+	struct cache_view v;
+	void *body;
+	int r;
+
+	r = cache_peek(c, key, now_ms, &v);
+	if (r < 0)
+		return r;
+	body = malloc(v.len + 1);
 	if (body == NULL)
 		return -ENOMEM;
-	if ((int64_t)now_ms >= used + CACHE_TOUCH_MS)
-		touch_add(c, id, now_ms);
+	memcpy(body, v.body, v.len + 1);
 	ret->body = body;
-	ret->len = len;
-	ret->fresh = stored <= (int64_t)now_ms && (int64_t)now_ms < expires;
-	ret->age_ms = (int64_t)now_ms > stored ? now_ms - (uint64_t)stored : 0;
+	ret->len = v.len;
+	ret->fresh = v.fresh;
+	ret->age_ms = v.age_ms;
 	return 0;
 }
 

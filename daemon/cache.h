@@ -188,6 +188,23 @@ uint32_t cache_ttl_ms(const struct cache *c, const char *resource);
 int cache_get(struct cache *c, const char *key, uint64_t now_ms,
     struct cache_entry *ret);
 
+/* A cached page or object, as cache_peek shows it. */
+struct cache_view {
+	const char *body; /* the cache's, a NUL after len: do not free */
+	size_t len;
+	bool fresh;
+	uint64_t age_ms;
+};
+
+/*
+ * As cache_get, without a copy: ret->body belongs to the cache and stays
+ * valid until the next call on c, whatever it is. The hit path: recently
+ * used entries are answered from memory (the hot set, a bounded copy of
+ * rows), others read once from cache.db. Returns as cache_get.
+ */
+int cache_peek(struct cache *c, const char *key, uint64_t now_ms,
+    struct cache_view *ret);
+
 /* Frees e->body and clears e; NULL is a no-op. */
 void cache_entry_done(struct cache_entry *e);
 

@@ -48,6 +48,7 @@ struct fetch {
 	char *scope;
 	bool cacheable;
 	bool outdated; /* a write since it started: not stored, not joined */
+	const struct method *m; /* of the first caller: the answer's kind */
 	struct up_req *up;
 	struct call_list waiters;
 	TAILQ_ENTRY(fetch) link;
@@ -107,15 +108,49 @@ scope_of(const struct call *call)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* Hands a body to whoever the call is: a page walker or a plain GET. */
+/*
+ * Hands a result's text (compact JSON, normalised for the method's kind:
+ * what the cache holds) to whoever the call is: a page walker, or a plain
+ * GET answered with the text as it is, neither parsed nor printed again.
+ */
 static void
-deliver(struct call *call, const char *body, size_t len, const char *served)
+deliver(struct call *call, const char *text, size_t len, const char *served)
 {
+	char *line;
+	size_t n = 0;
+
 	call->served = served;
-	if (call->pager != NULL)
-		pager_page(call, body, len);
-	else
-		calls_answer_body(call, body, len);
+	if (call->pager != NULL) {
+		pager_page(call, text, len);
+		return;
+	}
+	line = codec_result_text(call->id, call->jsonrpc, text, len, served,
+	    &n);
+	if (line == NULL) {
+		call_fail(call, E_NOMEM, "out of memory");
+		return;
+	}
+	call_finish(call, line, n);
+}
+
+/*
+ * An upstream answer as the result's text: parsed, normalised for m's
+ * kind and printed compact. NULL with the reason when it is unusable.
+ */
+static char *
+result_text(const struct method *m, const char *body, size_t len,
+    const char **ret_reason)
+{
+	cJSON *json = calls_parse_body(m, body, len, ret_reason);
+	char *text;
+
+	if (json == NULL)
+		return NULL;
+	text = cJSON_PrintUnformatted(json);
+	cJSON_Delete(json);
+	if (text == NULL)
+		*ret_reason = "out of memory";
+	return text;
 }
 
 /* ---- fetches ----------------------------------------------------------- */
@@ -162,14 +197,17 @@ fetch_done_cb(const struct up_response *r, void *arg)
 	struct cache_entry stale = {0};
 	bool ok = r->error == 0 && r->status >= 200 && r->status < 300;
 	bool have_stale = false;
+	const char *reason = NULL;
+	char *text = NULL;
 	struct apierr a;
 	struct call *call;
 
 	f->up = NULL;
-	if (ok && f->cacheable && !f->outdated && d->cache != NULL &&
-	    r->body != NULL)
+	if (ok)
+		text = result_text(f->m, r->body, r->body_len, &reason);
+	if (text != NULL && f->cacheable && !f->outdated && d->cache != NULL)
 		(void)cache_put(d->cache, f->key, f->resource, f->scope,
-		    f->path, r->body, r->body_len, wall_ms());
+		    f->path, text, strlen(text), wall_ms());
 	if (!ok) {
 		if (r->error != 0 || r->status == 0)
 			apierr_from_transport(&a, r->error ? r->error : -EIO,
@@ -187,9 +225,10 @@ fetch_done_cb(const struct up_response *r, void *arg)
 		TAILQ_REMOVE(&f->waiters, call, fetch_link);
 		call->fetch = NULL;
 		call->status = r->status;
-		if (ok) {
-			deliver(call, r->body ? r->body : "",
-			    r->body ? r->body_len : 0, label_miss(f, call));
+		if (ok && text == NULL) {
+			call_fail(call, E_BAD_UPSTREAM, "%s", reason);
+		} else if (ok) {
+			deliver(call, text, strlen(text), label_miss(f, call));
 		} else if (have_stale &&
 		    strcmp(mode_of(call), "stale-ok") == 0) {
 			cache_count(d->cache, CACHE_STALE);
@@ -201,6 +240,7 @@ fetch_done_cb(const struct up_response *r, void *arg)
 	if (!ok)
 		apierr_done(&a);
 	cache_entry_done(&stale);
+	free(text);
 	fetch_free(f);
 }
 
@@ -231,6 +271,7 @@ fetch_join(struct call *call, const char *key, const char *path,
 			return;
 		}
 		f->d = d;
+		f->m = call->m;
 		(void)snprintf(f->key, sizeof(f->key), "%s", key);
 		f->cacheable = cacheable;
 		f->resource = cache_resource(path);
@@ -266,7 +307,7 @@ fetch_get(struct call *call, const char *path, bool cacheable)
 	struct dispatch *d = call->d;
 	char fp[SIG_FINGERPRINT_SIZE], key[CACHE_KEY_SIZE];
 	const char *mode = mode_of(call);
-	struct cache_entry e = {0};
+	struct cache_view v;
 
 	if (sig_key_fingerprint(d->key, fp) < 0) {
 		call_fail(call, E_NO_KEY,
@@ -287,15 +328,14 @@ fetch_get(struct call *call, const char *path, bool cacheable)
 		fetch_join(call, key, path, true);
 		return;
 	}
-	if (cache_get(d->cache, key, wall_ms(), &e) == 0 &&
-	    (e.fresh || strcmp(mode, "only") == 0)) {
-		cache_count(d->cache, e.fresh ? CACHE_HIT : CACHE_STALE);
+	/* The entry is the cache's until its next call: deliver copies it. */
+	if (cache_peek(d->cache, key, wall_ms(), &v) == 0 &&
+	    (v.fresh || strcmp(mode, "only") == 0)) {
 		call->status = 200;
-		deliver(call, e.body, e.len, e.fresh ? "hit" : "stale");
-		cache_entry_done(&e);
+		deliver(call, v.body, v.len, v.fresh ? "hit" : "stale");
+		cache_count(d->cache, v.fresh ? CACHE_HIT : CACHE_STALE);
 		return;
 	}
-	cache_entry_done(&e);
 	if (strcmp(mode, "only") == 0) {
 		call_fail(call, E_CACHE_MISS, "not in the cache");
 		return;

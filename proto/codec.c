@@ -3,6 +3,7 @@
  *
  * Request decoding and reply envelopes of the local protocol.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -248,6 +249,56 @@ codec_result_served(const cJSON *id, bool jsonrpc, const cJSON *result,
 		return NULL;
 	}
 	return finish(o, ret_len);
+}
+
+/* Appends n bytes at *o (the caller sized the buffer). */
+static void
+put(char *line, size_t *o, const char *p, size_t n)
+{
+	memcpy(line + *o, p, n);
+	*o += n;
+}
+
+char *
+codec_result_text(const cJSON *id, bool jsonrpc, const char *text,
+    size_t len, const char *served, size_t *ret_len)
+{
+	static const char rpc[] = "\"jsonrpc\":\"2.0\",";
+	char *ids = NULL, *line;
+	size_t n, o = 0;
+
+	assert(text != NULL && memchr(text, '\n', len) == NULL);
+	if (id != NULL && (ids = cJSON_PrintUnformatted(id)) == NULL)
+		return NULL;
+	/* {rpc"id":ID,"result":TEXT,"cache":"SERVED"}\n */
+	n = 1 + (jsonrpc ? sizeof(rpc) - 1 : 0) +
+	    (ids != NULL ? 6 + strlen(ids) : 0) + 9 + len +
+	    (served != NULL ? 11 + strlen(served) : 0) + 2;
+	line = malloc(n + 1);
+	if (line == NULL) {
+		free(ids);
+		return NULL;
+	}
+	put(line, &o, "{", 1);
+	if (jsonrpc)
+		put(line, &o, rpc, sizeof(rpc) - 1);
+	if (ids != NULL) {
+		put(line, &o, "\"id\":", 5);
+		put(line, &o, ids, strlen(ids));
+		put(line, &o, ",", 1);
+	}
+	put(line, &o, "\"result\":", 9);
+	put(line, &o, text, len);
+	if (served != NULL) {
+		put(line, &o, ",\"cache\":\"", 10);
+		put(line, &o, served, strlen(served));
+		put(line, &o, "\"", 1);
+	}
+	put(line, &o, "}\n", 2);
+	line[o] = '\0';
+	free(ids);
+	*ret_len = o;
+	return line;
 }
 
 char *

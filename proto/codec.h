@@ -93,6 +93,13 @@ char *codec_result(const struct cJSON *id, bool jsonrpc,
 /* As codec_result, plus "cache": served ("hit", "miss", …) when not NULL. */
 char *codec_result_served(const struct cJSON *id, bool jsonrpc,
     const struct cJSON *result, const char *served, size_t *ret_len);
+/*
+ * As codec_result_served, with the result given as JSON text (len bytes of
+ * one compact value, as cJSON_PrintUnformatted writes it: no newline),
+ * copied as it is: nothing is parsed or printed. A cache hit's path.
+ */
+char *codec_result_text(const struct cJSON *id, bool jsonrpc,
+    const char *text, size_t len, const char *served, size_t *ret_len);
 char *codec_event(const struct cJSON *id, unsigned long long seq,
     const struct cJSON *event, size_t *ret_len);
 

@@ -275,8 +275,11 @@ call cache.clear >/dev/null
 jqt "stats: empty after clear" "$(stats)" \
     '.entries == 0 and .bytes == 0 and .hits == 0 and .misses == 0 and
      .hit_ratio == 0 and .available == true and .max_bytes == 67108864'
-BODY_LEN=$(mock_get "/agents/?limit=2" | wc -c)
-call teammates.list '{"limit":2}' >/dev/null
+M1=$(call teammates.list '{"limit":2}')
+# What is stored is the result's text, as the reply carries it.
+BODY_LEN=$(( ${#M1} - 17 - 16 ))  # {"id":1,"result": ... ,"cache":"miss"}
+check "stats: the reply is the stored text, spliced" \
+    test "${M1:0:17}${M1: -16}" = '{"id":1,"result":,"cache":"miss"}'
 call teammates.list '{"limit":2}' >/dev/null
 call teammates.list '{"limit":2}' >/dev/null
 # body + key (64) + resource "agents" + path "/agents/?limit=2" + 64
@@ -318,6 +321,16 @@ eq "m8tes cache clear (all), on a terminal" \
     "$(script -qec "'$BIN/m8tes' --socket '$SOCK' cache clear" /dev/null |
     tr -d '\r')" "removed 2 cached answers"
 
+# m8tes --json prints a result as the daemon sent it (not parsed again).
+call teammates.list '{"limit":3}' >/dev/null
+R7=$(raw "$(req_line teammates.list '{"limit":3}')")
+eq "m8tes --json: the result's bytes as sent" \
+    "$("$BIN/m8tes" --socket "$SOCK" --json teammates list --limit 3)" \
+    "$(R7=${R7#'{"id":1,"result":'}; printf '%s' "${R7%',"cache":"hit"}'}")"
+OUT=$("$BIN/m8tes" --socket "$SOCK" --json teammates get 999 2>&1)
+eq "m8tes --json: an error still exits 3" "$? $OUT" \
+    "3 m8tes: Teammate not found (m8tes.not_found, status 404)"
+
 # ---- keyed by the API key's fingerprint, never by the key ---------------
 call teammates.list '{"limit":5}' >/dev/null
 stop_daemon
@@ -328,9 +341,9 @@ eq "another key does not see the entry" "$(jq -r .error.code <<<"$O3")" \
 stop_daemon
 eq "the key is nowhere in the cache directory" \
     "$(grep -rlF -e "$KEY" -e "$OTHER_KEY" "$T/cache" | wc -l)" 0
-eq "entries are keyed by 64 hex digits" \
-    "$(sqlite3 "$T/cache/cache.db" "SELECT count(*) FROM entries WHERE
-    length(key) = 64 AND key NOT GLOB '*[^0-9a-f]*'")" 1
+eq "entries are keyed by 64 hex digits (all 2 of them)" \
+    "$(sqlite3 "$T/cache/cache.db" "SELECT count(*), sum(length(key) = 64
+    AND key NOT GLOB '*[^0-9a-f]*') FROM entries")" "2|2"
 start_daemon
 O4=$(call teammates.list '{"limit":5,"cache":"only"}')
 eq "the same key sees it again after a restart" "$(served "$O4")" hit

@@ -60,7 +60,7 @@ eq "another schema version: rebuilt" "$(stat_of rebuilds)" 1
 stop_daemon
 eq "another schema version: replaced" \
     "$(sqlite3 "$DB" "PRAGMA user_version; SELECT count(*) FROM
-    sqlite_master WHERE name = 'other'" | tr '\n' ' ')" "1 0 "
+    sqlite_master WHERE name = 'other'" | tr '\n' ' ')" "2 0 "
 
 # ---- leftovers: an interrupted download, unknown blob files ----------------
 mkdir -p "$T/cache/blobs/tmp"

@@ -5,7 +5,8 @@
  * isolation between keys and tenants, invalidation and clearing, the byte
  * cap with LRU under a flood of puts, rebuilds after corruption or deleted
  * files, and the blob store (streaming writes, commit, lookup, open, abort,
- * leftovers, LRU eviction, a 50 MB file in 64 KiB pieces). Each case runs
+ * leftovers, LRU eviction, a 50 MB file in 64 KiB pieces), the hot set
+ * behind cache_peek and cache_ttl values. Each case runs
  * in its own directory under a mkdtemp root, on a fake clock.
  */
 #include <dirent.h>
@@ -20,6 +21,8 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "config.h"
+#include "hotset.h"
 #include "sig.h"
 #include "t.h"
 
@@ -1104,6 +1107,143 @@ TEST(stats_counts)
 	cache_close(c);
 }
 
+/* A repeated hit comes from memory, and memory never outlives the rows. */
+TEST(peek_from_memory)
+{
+	char key[CACHE_KEY_SIZE], path[256], *big;
+	struct cache_view v;
+	struct cache *c;
+	const char *p1;
+	size_t i;
+
+	new_dir();
+	c = open_with(0, 0);
+	ASSERT(c != NULL);
+	ASSERT_OK(cache_key(FP, NULL, "GET", "/agents/", key));
+	ASSERT_EQ(cache_peek(c, key, T0, &v), -ENOENT);
+	ASSERT_OK(put_str(c, FP, NULL, "/agents/", "[1]", T0));
+	ASSERT_OK(cache_peek(c, key, T0 + 1, &v));
+	p1 = v.body;
+	ASSERT(v.fresh && v.len == 3 && strcmp(v.body, "[1]") == 0);
+	ASSERT_OK(cache_peek(c, key, T0 + 2, &v));
+	ASSERT(v.body == p1); /* the same copy: no read, no copy */
+	/* Replaced, invalidated, cleared: never the old body. */
+	ASSERT_OK(put_str(c, FP, NULL, "/agents/", "[2]", T0 + 3));
+	ASSERT_OK(cache_peek(c, key, T0 + 4, &v));
+	ASSERT_STREQ(v.body, "[2]");
+	ASSERT_EQ(cache_invalidate(c, "agents", NULL), 1);
+	ASSERT_EQ(cache_peek(c, key, T0 + 5, &v), -ENOENT);
+	ASSERT_OK(put_str(c, FP, NULL, "/agents/", "[3]", T0 + 6));
+	ASSERT_OK(cache_peek(c, key, T0 + 7, &v));
+	ASSERT_EQ(cache_clear(c, NULL, "/agents/"), 1);
+	ASSERT_EQ(cache_peek(c, key, T0 + 8, &v), -ENOENT);
+	/* A reopened cache reads the row, then keeps it. */
+	ASSERT_OK(put_str(c, FP, NULL, "/agents/", "[4]", T0 + 9));
+	cache_close(c);
+	c = open_with(0, 0);
+	ASSERT(c != NULL);
+	ASSERT_OK(cache_peek(c, key, T0 + 10, &v));
+	ASSERT_STREQ(v.body, "[4]");
+	/* The database deleted: rebuilt at the next check, memory too. */
+	path_in(path, sizeof(path), "cache.db");
+	ASSERT_OK(unlink(path));
+	ASSERT_EQ(cache_peek(c, key, T0 + 5000, &v), -ENOENT);
+	/* Too large to keep in memory: read each time, still whole. */
+	big = malloc(HOTSET_MAX_ENTRY + 2);
+	ASSERT(big != NULL);
+	for (i = 0; i <= HOTSET_MAX_ENTRY; i++)
+		big[i] = (char)('a' + i % 26);
+	big[HOTSET_MAX_ENTRY + 1] = '\0';
+	ASSERT_OK(put_str(c, FP, NULL, "/agents/", big, T0 + 5001));
+	ASSERT_OK(cache_peek(c, key, T0 + 5002, &v));
+	ASSERT_EQ(v.len, HOTSET_MAX_ENTRY + 1);
+	ASSERT(memcmp(v.body, big, v.len) == 0 && v.body[v.len] == '\0');
+	ASSERT_OK(cache_peek(c, key, T0 + 5003, &v));
+	ASSERT(memcmp(v.body, big, v.len) == 0);
+	free(big);
+	cache_close(c);
+}
+
+/* Entries the byte cap evicts are gone from memory too. */
+TEST(peek_after_eviction)
+{
+	char key[CACHE_KEY_SIZE], path[64], body[2000];
+	struct cache_view v;
+	struct cache *c;
+	int i;
+
+	new_dir();
+	c = open_with(65536, 0);
+	ASSERT(c != NULL);
+	ASSERT_OK(cache_key(FP, NULL, "GET", "/agents/first", key));
+	ASSERT_OK(put_str(c, FP, NULL, "/agents/first", "first", T0));
+	ASSERT_OK(cache_peek(c, key, T0, &v));
+	memset(body, 'x', sizeof(body) - 1);
+	body[sizeof(body) - 1] = '\0';
+	for (i = 0; i < 100; i++) {
+		(void)snprintf(path, sizeof(path), "/agents/%d", i);
+		ASSERT_OK(put_str(c, FP, NULL, path, body, T0 + 10 + (uint64_t)i));
+	}
+	ASSERT_EQ(cache_peek(c, key, T0 + 200, &v), -ENOENT);
+	cache_close(c);
+}
+
+/* cache_ttl values, and TTLs by the names users know. */
+TEST(ttl_config)
+{
+	struct config_ttl t[CONFIG_MAX_TTLS], many[CONFIG_MAX_TTLS + 1];
+	struct cache_ttl ct[2];
+	struct cache_config cfg = {.ttls = ct, .nttls = 2};
+	struct cache *c = NULL;
+	char spec[1024];
+	size_t o = 0;
+	int i;
+
+	ASSERT_EQ(config_parse_ttls("agents=60 runs=2.5", t, CONFIG_MAX_TTLS),
+	    2);
+	ASSERT_STREQ(t[0].resource, "agents");
+	ASSERT_EQ(t[0].ttl_ms, 60000);
+	ASSERT_EQ(t[1].ttl_ms, 2500);
+	ASSERT_EQ(config_parse_ttls(" teammates=1,runs=0 ,\tteammates=3 ", t,
+	              CONFIG_MAX_TTLS),
+	    2);
+	ASSERT_STREQ(t[0].resource, "teammates");
+	ASSERT_EQ(t[0].ttl_ms, 3000);
+	ASSERT_EQ(t[1].ttl_ms, 0);
+	ASSERT_EQ(config_parse_ttls("run_files=604800", t, CONFIG_MAX_TTLS), 1);
+	ASSERT_EQ(t[0].ttl_ms, 604800000u);
+	{
+		static const char *const bad[] = {"", " , ", "agents",
+		    "agents=", "=5", "Agents=5", "agents=-1", "agents=1e3",
+		    "agents=0x10", "agents=604801", "a b=1", "agents=5x",
+		    "a123456789012345678901234567890123=1", NULL};
+
+		for (i = 0; bad[i] != NULL; i++)
+			if (config_parse_ttls(bad[i], t, CONFIG_MAX_TTLS) !=
+			    -EINVAL)
+				T_FAIL("\"%s\" accepted", bad[i]);
+	}
+	for (i = 0; i <= CONFIG_MAX_TTLS; i++)
+		o += (size_t)snprintf(spec + o, sizeof(spec) - o, "r%d=1 ", i);
+	ASSERT_EQ(config_parse_ttls(spec, many, CONFIG_MAX_TTLS), -E2BIG);
+	/* The cache takes "teammates" for the agents resource. */
+	ct[0] = (struct cache_ttl){"teammates", 1000};
+	ct[1] = (struct cache_ttl){"webhooks", 0};
+	new_dir();
+	cfg.dir = dir;
+	ASSERT_OK(cache_open(&cfg, &c));
+	ASSERT_EQ(cache_ttl_ms(c, "agents"), 1000);
+	ASSERT_EQ(cache_ttl_ms(c, "webhooks"), 0);
+	ASSERT_EQ(cache_ttl_ms(c, "runs"), 5000);
+	ASSERT_OK(put_str(c, FP, NULL, "/agents/", "a", T0));
+	ASSERT_EQ(get_str(c, FP, NULL, "/agents/", "a", T0 + 999), 1);
+	ASSERT_EQ(get_str(c, FP, NULL, "/agents/", "a", T0 + 1000), 0);
+	ASSERT_OK(put_str(c, FP, NULL, "/webhooks/", "w", T0));
+	ASSERT_EQ(get_str(c, FP, NULL, "/webhooks/", "w", T0), 0);
+	ASSERT_EQ(cache_clear(c, "teammates", NULL), 1);
+	cache_close(c);
+}
+
 int
 main(void)
 {
@@ -1137,6 +1277,9 @@ main(void)
 	RUN(blob_lru);
 	RUN(blob_large_streamed);
 	RUN(stats_counts);
+	RUN(peek_from_memory);
+	RUN(peek_after_eviction);
+	RUN(ttl_config);
 	rm_rf(root);
 	return t_done();
 }

@@ -841,6 +841,61 @@ TEST(final_kinds)
 	(void)close(peer);
 }
 
+/* Plain results taken raw: their text as sent; other lines parsed. */
+TEST(raw_results)
+{
+	static const char text[] = "{\"data\":[{\"id\":2,\"s\":\"a \\\"}\\\\\"},"
+	                           "{\"id\":1,\"x\":[[],{}]}],\"has_more\":false}";
+	struct m8c_reply r;
+	struct m8c_conn *c;
+	char line[512];
+	int peer;
+
+	c = pair(&peer);
+	ASSERT(c != NULL);
+	m8c_set_raw_results(c, true);
+	(void)snprintf(line, sizeof(line),
+	    "{\"id\":1,\"result\":%s,\"cache\":\"hit\"}\n", text);
+	peer_write(peer, line);
+	ASSERT_EQ(m8c_call(c, "teammates.list", NULL, 1000, NULL, NULL, &r),
+	    M8C_RESULT);
+	ASSERT(r.result == NULL && r.root == NULL);
+	ASSERT_STREQ(r.result_text, text);
+	ASSERT_EQ(r.result_len, strlen(text));
+	m8c_reply_done(&r);
+	/* jsonrpc first, blanks, a scalar result. */
+	peer_write(peer, "{\"jsonrpc\":\"2.0\", \"id\":2 ,\"result\": 42}\n");
+	ASSERT_EQ(m8c_call(c, "daemon.ping", NULL, 1000, NULL, NULL, &r),
+	    M8C_RESULT);
+	ASSERT_STREQ(r.result_text, "42");
+	m8c_reply_done(&r);
+	/* Errors and anything else are parsed as always. */
+	peer_write(peer, "{\"id\":3,\"error\":{\"code\":\"m8tes.not_found\","
+	                 "\"message\":\"gone\"}}\n");
+	ASSERT_EQ(m8c_call(c, "teammates.get", NULL, 1000, NULL, NULL, &r),
+	    M8C_ERROR);
+	ASSERT_STREQ(r.error.code, "m8tes.not_found");
+	m8c_reply_done(&r);
+	peer_write(peer, "{\"id\":4,\"result\":{\"a\":1},\"extra\":true}\n");
+	ASSERT_EQ(m8c_call(c, "daemon.ping", NULL, 1000, NULL, NULL, &r),
+	    M8C_RESULT);
+	ASSERT(r.result_text == NULL && cJSON_IsObject(r.result));
+	m8c_reply_done(&r);
+	/* An unterminated result is no plain result: parsed, and refused. */
+	peer_write(peer, "{\"id\":5,\"result\":{\"a\":\"}\n");
+	ASSERT_EQ(m8c_call(c, "daemon.ping", NULL, 1000, NULL, NULL, &r),
+	    -EBADMSG);
+	/* Off again: parsed. */
+	m8c_set_raw_results(c, false);
+	peer_write(peer, "{\"id\":6,\"result\":{\"pong\":true}}\n");
+	ASSERT_EQ(m8c_call(c, "daemon.ping", NULL, 1000, NULL, NULL, &r),
+	    M8C_RESULT);
+	ASSERT(r.result_text == NULL && cJSON_IsObject(r.result));
+	m8c_reply_done(&r);
+	m8c_close(c);
+	(void)close(peer);
+}
+
 TEST(overlong_reply_fails_its_call)
 {
 	size_t n = 0, big = PROTO_MAX_LINE + 100;
@@ -2429,6 +2484,7 @@ main(void)
 	RUN(read_overlong_line);
 	RUN(interleaved_calls);
 	RUN(final_kinds);
+	RUN(raw_results);
 	RUN(overlong_reply_fails_its_call);
 	RUN(recv_fd);
 	RUN(table_output);

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -129,6 +130,40 @@ TEST(envelopes)
 	cJSON_Delete(res);
 }
 
+/* A result spliced from its text is the line codec_result_served makes. */
+TEST(result_text)
+{
+	/* As the cache holds it: what cJSON_PrintUnformatted wrote. */
+	static const char text[] = "{\"data\":[{\"id\":1,\"s\":\"\xc3\xa9\\\"\"}],"
+	                           "\"has_more\":false}";
+	cJSON *ids[3], *res = cJSON_Parse(text);
+	size_t n1 = 0, n2 = 0, i;
+	char *a, *b;
+
+	ASSERT(res != NULL);
+	ids[0] = cJSON_CreateNumber(7);
+	ids[1] = cJSON_CreateString("x\"y\n");
+	ids[2] = NULL;
+	for (i = 0; i < 3; i++) {
+		a = codec_result_text(ids[i], i == 1, text, strlen(text),
+		    i == 2 ? NULL : "hit", &n1);
+		b = codec_result_served(ids[i], i == 1, res,
+		    i == 2 ? NULL : "hit", &n2);
+		ASSERT(a != NULL && b != NULL);
+		ASSERT_STREQ(a, b);
+		ASSERT_EQ(n1, n2);
+		ASSERT_EQ(n1, strlen(a));
+		free(a);
+		free(b);
+	}
+	a = codec_result_text(ids[0], false, "42", 2, "miss", &n1);
+	ASSERT_STREQ(a, "{\"id\":7,\"result\":42,\"cache\":\"miss\"}\n");
+	free(a);
+	for (i = 0; i < 3; i++)
+		cJSON_Delete(ids[i]);
+	cJSON_Delete(res);
+}
+
 TEST(exit_codes)
 {
 	ASSERT_EQ(codec_exit_code(NULL), 0);
@@ -196,6 +231,7 @@ main(void)
 	RUN(depth_limit);
 	RUN(utf8);
 	RUN(envelopes);
+	RUN(result_text);
 	RUN(exit_codes);
 	RUN(method_table);
 	return t_done();
