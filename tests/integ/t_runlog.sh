@@ -25,8 +25,20 @@ DB=$T/state/state.db
 DAY=86400
 NOW=$(date +%s)
 
-# sql SQL: runs SQL on state.db beside the daemon (WAL: reads never wait).
-sql() { sqlite3 -cmd '.timeout 2000' "$DB" "$1"; }
+# sql SQL: runs SQL on state.db beside the daemon (WAL: reads never wait);
+# a SELECT prints its rows as "a|b", NULL as nothing.
+sql() {
+	python3 - "$DB" "$1" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=2, isolation_level=None)
+q = sys.argv[2]
+if q.lstrip().upper().startswith("SELECT"):
+    for row in db.execute(q):
+        print("|".join("" if v is None else str(v) for v in row))
+else:
+    db.executescript(q)
+EOF
+}
 
 # saved RUN N: state.db holds RUN finished, with events 1..N.
 saved() {
@@ -35,12 +47,10 @@ saved() {
 	    WHERE s.run_id = $1")" = "1|$2|1|$2" ]
 }
 
-# restart [CONFIG_LINE...]: SIGTERM (exit 0 checked), new configuration,
-# start again.
+# restart: SIGTERM (exit 0 checked), then start again.
 restart() {
 	wh_stop
 	eq "daemon exits 0 on SIGTERM (restart $((++NRESTART)))" "$WH_RC" 0
-	wh_config "webhook_secret = $S" "$@"
 	wh_start
 }
 NRESTART=0
@@ -244,7 +254,8 @@ eq "... $R4 as it was answered: its state fetched, no events" \
         WHERE run_id = $R4")" "0|$R4"
 mock_clear
 rstream 14 "{\"run_id\":$R3}" >"$T/l3.out"
-eq "a kept run: from state.db" "$(cat "$T/l3.out")" "$(cat "$T/l2.out" | sed 's/^{"id":9,/{"id":14,/')"
+eq "a kept run: from state.db" "$(cat "$T/l3.out")" \
+    "$(sed 's/^{"id":9,/{"id":14,/' "$T/l2.out")"
 eq "... with no upstream request" "$(wire_list)" ""
 rstream 15 "{\"run_id\":$R2}" >"$T/p.out"
 eq "a pruned run is attached upstream again" "$(wire_list)" \
