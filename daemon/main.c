@@ -43,7 +43,7 @@
 #define MAX_OUT (16u * 1024 * 1024)
 #define LISTEN_FDS_START 3
 #define PRUNE_PERIOD_MS (3600u * 1000) /* state.db retention: hourly */
-#define PRUNE_BATCH 256                /* rows deleted per transaction */
+#define PRUNE_BATCH 128                /* rows deleted per transaction */
 #define PRUNE_PAUSE_MS 10              /* between batches while behind */
 #define PRUNE_RETRY_MS 5000            /* after a failure (database busy) */
 

@@ -40,7 +40,7 @@ struct codec_error;
 #define STREAMS_MAX_LAG 4096            /* events behind before "lagged" */
 #define STREAMS_MAX_EVENTS 200000       /* events logged per run */
 #define STREAMS_MAX_LOG ((size_t)64 * 1024 * 1024) /* bytes logged per run */
-#define STREAMS_MAX_FINISHED 256        /* finished runs kept for replay */
+#define STREAMS_MAX_FINISHED 256        /* finished runs kept in memory */
 #define STREAMS_MAX_REATTACH 5          /* re-attaches of one transfer */
 #define STREAMS_SAVE_DELAY_MS 1         /* from a run's end to its write: */
                                         /* the final lines go out first */
