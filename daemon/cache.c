@@ -1,8 +1,10 @@
 /*
  * SPDX-License-Identifier: MIT
  *
- * cache.db on SQLite (with store.c, the only sqlite3.h user) and the blob
- * directory beside it. Statements are prepared once and bound with
+ * cache.db on SQLite (with cache_blob.c and store.c, the only sqlite3.h
+ * users): the schema, the pages and objects, checks and rebuilds, and the
+ * open and close of the whole cache; the file store is cache_blob.c.
+ * Statements are prepared once and bound with
  * SQLITE_STATIC pointers, then reset at once, as in store.c. An entry is
  * one row, appended in rowid order (random row ids cost page splits) and
  * found through an integer index on its key's first 63 bits; the body is
@@ -19,7 +21,6 @@
  * recreate the database; other errors (no memory, disk full) are returned.
  */
 #include <assert.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,15 +33,14 @@
 #include <sqlite3.h>
 
 #include "cache.h"
+#include "cache_int.h"
 #include "hotset.h"
 #include "sig.h"
 
-#define CACHE_SCHEMA_VERSION 2 /* 2: results normalised, compact */
+#define CACHE_SCHEMA_VERSION 2            /* 2: results normalised, compact */
 #define CACHE_KEY_DOMAIN "m8tesd-cache-1" /* versions the key derivation */
 #define CACHE_CHECK_INTERVAL_MS 1000      /* file and directory checks */
 #define CACHE_TOUCH_MS 1000  /* LRU resolution: older uses are rewritten */
-#define CACHE_TOUCH_BATCH 64 /* pending last-use writes before a flush */
-#define CACHE_EVICT_BATCH 64 /* victims fetched per query */
 #define CACHE_EVICT_EXTRA 64 /* rows per put evicted below the cap */
 /*
  * A checkpoint costs two fsyncs on the loop: checkpointing every 4,000
@@ -86,42 +86,6 @@ static const char schema_sql[] =
     "CREATE TRIGGER blobs_gone AFTER DELETE ON blobs BEGIN"
     "  DELETE FROM blob_index WHERE sha = old.sha;"
     "END;";
-
-/*
- * Statements that filter entries bind ?1 resource, ?2 scope, ?3 and ?4 the
- * path range (see bind_filter); the others bind their own lists.
- */
-enum stmt_id {
-	ST_BEGIN,
-	ST_COMMIT,
-	ST_ROLLBACK,
-	ST_GET,
-	ST_FIND,
-	ST_PUT,
-	ST_TOUCH,
-	ST_VICTIMS,
-	ST_DEL,
-	ST_TOTALS,
-	ST_RES_SUM,
-	ST_RES_DEL,
-	ST_SCOPE_SUM,
-	ST_SCOPE_DEL,
-	ST_CLEAR_SUM,
-	ST_CLEAR_DEL,
-	ST_BLOB_GET,
-	ST_BLOB_PUT,
-	ST_BLOB_TOUCH,
-	ST_BLOB_DEL,
-	ST_BLOB_VICTIMS,
-	ST_BLOB_LIST,
-	ST_BLOB_TOTALS,
-	ST_BLOB_CLEAR,
-	ST_INDEX_PUT,
-	ST_INDEX_GET,
-	ST_INDEX_FORGET,
-	ST_INDEX_CLEAR,
-	ST__MAX
-};
 
 #define CLEAR_WHERE                                                            \
 	" WHERE (?1 IS NULL OR resource = ?1) AND (?3 IS NULL OR path >= ?3)"  \
@@ -202,61 +166,6 @@ static const struct cache_ttl builtin_ttls[] = {
 
 #define NBUILTIN (sizeof(builtin_ttls) / sizeof(builtin_ttls[0]))
 
-/* A copied TTL override. */
-struct ttl {
-	char *resource;
-	uint32_t ttl_ms;
-};
-
-struct touch {
-	int64_t id; /* entries.id */
-	int64_t at; /* ms */
-};
-
-struct cache {
-	char *dir;      /* the cache directory */
-	char *db_path;  /* dir/cache.db */
-	char *blob_dir; /* dir/blobs */
-	char *tmp_dir;  /* dir/blobs/tmp */
-	uint64_t max_entry_bytes;
-	uint64_t max_blob_bytes;
-	uint32_t default_ttl_ms;
-	struct ttl *ttls; /* copies of the overrides */
-	size_t nttls;
-
-	sqlite3 *db; /* NULL while unavailable */
-	sqlite3_stmt *stmt[ST__MAX];
-	int open_err; /* why db is NULL */
-	bool broken;  /* an error asked for a rebuild */
-	dev_t db_dev; /* identity of the file db has open */
-	ino_t db_ino;
-	dev_t blob_dev; /* identity of blob_dir */
-	ino_t blob_ino;
-	uint64_t last_check_ms; /* of maybe_check's last run */
-
-	struct touch touch[CACHE_TOUCH_BATCH]; /* pending last-use writes */
-	size_t ntouch;
-	struct hotset hot; /* copies of recently used rows */
-	char *peek;        /* cache_peek's body when too large for hot */
-
-	uint64_t entries, entry_bytes; /* as committed */
-	uint64_t blobs, blob_bytes;
-	uint64_t hits, misses, stale, bypass;
-	uint64_t evictions, blob_evictions, rebuilds;
-
-	struct cache_blob_writer *writers; /* open writers */
-};
-
-struct cache_blob_writer {
-	struct cache *c; /* NULL once the cache closed */
-	struct cache_blob_writer *next, *prev;
-	int fd;
-	char *tmp_path;
-	struct sig_sha256 *hash;
-	uint64_t size; /* bytes written */
-	int err;       /* first error, sticky */
-};
-
 /* Parameters of the entry filters (ST_*_SUM, ST_*_DEL). */
 struct filter {
 	const char *resource;
@@ -272,45 +181,22 @@ struct qparam {
 	size_t idx; /* position in the request: keeps repeated names stable */
 };
 
-/* Blob names collected for unlinking after a commit. */
-struct shalist {
-	char (*v)[CACHE_SHA_SIZE];
-	size_t n, cap;
-};
-
-static int cache_errno(int rc);
-static bool needs_rebuild(int r);
-static void stmt_reset(sqlite3_stmt *s);
-static void bind_text(sqlite3_stmt *s, int i, const char *v, int *rc);
-static void bind_int(sqlite3_stmt *s, int i, int64_t v, int *rc);
 static void bind_filter(sqlite3_stmt *s, const struct filter *f, int *rc);
-static int exec_stmt(sqlite3_stmt *s, int rc);
-static int query_pair(sqlite3_stmt *s, int rc, int64_t *a, int64_t *b);
 static int exec_sql(sqlite3 *db, const char *sql);
 static int pragma(sqlite3 *db, const char *sql, char *buf, size_t size);
-static char *path_join(const char *a, const char *b);
 static int mkdir_p(const char *path);
-static bool is_hex(const char *s, size_t min, size_t max);
 static int64_t key_id(const char *key);
-static const char *scope_str(const char *scope);
 static int qparam_cmp(const void *a, const void *b);
 static size_t split_query(const char *q, struct qparam *v);
 static int canon_path(const char *in, char **ret);
 static int prefix_end(const char *prefix, char **ret);
-static int dirs_make(struct cache *c);
 static int db_configure(sqlite3 *db);
 static int db_schema(sqlite3 *db);
 static int db_try_open(struct cache *c);
 static void db_close(struct cache *c, bool discard);
 static void db_wipe(struct cache *c);
 static int db_open(struct cache *c);
-static void rebuild(struct cache *c);
 static bool db_intact(struct cache *c);
-static bool blob_dir_intact(const struct cache *c);
-static void blob_reset(struct cache *c);
-static void maybe_check(struct cache *c, uint64_t now);
-static int tx_begin(struct cache *c);
-static int tx_end(struct cache *c, int r);
 static void touch_add(struct cache *c, int64_t id, uint64_t now);
 static int
 fetch_victims(struct cache *c, int64_t keep, int64_t *id, int64_t *size);
@@ -325,32 +211,14 @@ static void hot_put(struct cache *c, const char *key, int64_t id,
     const void *body, size_t len, uint64_t now, uint64_t ttl);
 static int remove_entries(struct cache *c, enum stmt_id sum, enum stmt_id del,
     const struct filter *f);
-static int shalist_add(struct shalist *l, const char *sha);
-static void unlink_blobs(const struct cache *c, const struct shalist *l);
-static bool blob_known(struct cache *c, const char *sha, int64_t *ret_size);
-static void sweep_dir(struct cache *c, const char *dir, bool unknown_only);
-static int blob_reconcile(struct cache *c);
-static void blob_drop(struct cache *c, const char *sha, int64_t size);
-static bool blob_key_ok(const struct cache_blob_key *k);
-static int pick_blobs(struct cache *c, const char *keep, uint64_t *bytes,
-    uint64_t *count, struct shalist *victims);
-static int evict_blobs(struct cache *c, const char *keep, uint64_t *bytes,
-    uint64_t *count, struct shalist *victims);
-static int blob_store(struct cache *c, const char *sha, uint64_t size,
-    const struct cache_blob_key *k, const char *ctype, uint64_t now,
-    bool *ret_known);
-static int writer_finish(struct cache_blob_writer *w, int64_t expected,
-    char sha[CACHE_SHA_SIZE]);
-static void writer_free(struct cache_blob_writer *w, bool renamed);
-static void writer_unlink(struct cache_blob_writer *w);
 static int copy_ttls(struct cache *c, const struct cache_config *cfg);
 static const char *resource_name(const char *name);
 
 /*
  * Maps a SQLite result code to -errno; OK/ROW/DONE: 0. -EBADMSG and -EIO
- * are the codes that make the cache rebuild itself (needs_rebuild).
+ * are the codes that make the cache rebuild itself (cache_needs_rebuild).
  */
-static int
+int
 cache_errno(int rc)
 {
 	if (rc == SQLITE_CONSTRAINT_UNIQUE ||
@@ -380,30 +248,30 @@ cache_errno(int rc)
 	}
 }
 
-static bool
-needs_rebuild(int r)
+bool
+cache_needs_rebuild(int r)
 {
 	return r == -EBADMSG || r == -EIO;
 }
 
-static void
-stmt_reset(sqlite3_stmt *s)
+void
+cache_stmt_reset(sqlite3_stmt *s)
 {
 	(void)sqlite3_reset(s);
 	(void)sqlite3_clear_bindings(s);
 }
 
 /* Binders keep the first failure in *rc, as in store.c; NULL binds NULL. */
-static void
-bind_text(sqlite3_stmt *s, int i, const char *v, int *rc)
+void
+cache_bind_text(sqlite3_stmt *s, int i, const char *v, int *rc)
 {
 	if (*rc == SQLITE_OK)
 		*rc = v != NULL ? sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC)
 		                : sqlite3_bind_null(s, i);
 }
 
-static void
-bind_int(sqlite3_stmt *s, int i, int64_t v, int *rc)
+void
+cache_bind_int(sqlite3_stmt *s, int i, int64_t v, int *rc)
 {
 	if (*rc == SQLITE_OK)
 		*rc = sqlite3_bind_int64(s, i, v);
@@ -417,22 +285,22 @@ bind_filter(sqlite3_stmt *s, const struct filter *f, int *rc)
 	int i, n = sqlite3_bind_parameter_count(s);
 
 	for (i = 0; i < n && i < 4; i++)
-		bind_text(s, i + 1, v[i], rc);
+		cache_bind_text(s, i + 1, v[i], rc);
 }
 
 /* Steps a statement that returns no rows to completion; resets it. */
-static int
-exec_stmt(sqlite3_stmt *s, int rc)
+int
+cache_exec(sqlite3_stmt *s, int rc)
 {
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(s);
-	stmt_reset(s);
+	cache_stmt_reset(s);
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : cache_errno(rc);
 }
 
 /* Steps a two-integer query: 1 and the values, 0 if no row, or -errno. */
-static int
-query_pair(sqlite3_stmt *s, int rc, int64_t *a, int64_t *b)
+int
+cache_query_pair(sqlite3_stmt *s, int rc, int64_t *a, int64_t *b)
 {
 	int r = 0;
 
@@ -445,7 +313,7 @@ query_pair(sqlite3_stmt *s, int rc, int64_t *a, int64_t *b)
 		r = 1;
 	} else if (rc != SQLITE_DONE)
 		r = cache_errno(rc);
-	stmt_reset(s);
+	cache_stmt_reset(s);
 	return r;
 }
 
@@ -478,8 +346,8 @@ pragma(sqlite3 *db, const char *sql, char *buf, size_t size)
 }
 
 /* Returns a malloc'd "a/b", or NULL on ENOMEM. */
-static char *
-path_join(const char *a, const char *b)
+char *
+cache_path_join(const char *a, const char *b)
 {
 	char *p;
 
@@ -516,8 +384,8 @@ mkdir_p(const char *path)
 }
 
 /* True if s is min to max lowercase hex digits. */
-static bool
-is_hex(const char *s, size_t min, size_t max)
+bool
+cache_is_hex(const char *s, size_t min, size_t max)
 {
 	size_t n;
 
@@ -553,8 +421,8 @@ key_id(const char *key)
 }
 
 /* The stored form of a scope: NULL and "" are "no tenant". */
-static const char *
-scope_str(const char *scope)
+const char *
+cache_scope_str(const char *scope)
 {
 	return scope != NULL ? scope : "";
 }
@@ -666,8 +534,8 @@ prefix_end(const char *prefix, char **ret)
 }
 
 /* Creates the directories that are missing; records blob_dir's identity. */
-static int
-dirs_make(struct cache *c)
+int
+cache_dirs_make(struct cache *c)
 {
 	struct stat sb = {0};
 	int r;
@@ -776,7 +644,7 @@ db_try_open(struct cache *c)
 	if (r == 0 && stat(c->db_path, &sb) == -1)
 		r = -errno;
 	if (r == 0)
-		r = query_pair(c->stmt[ST_TOTALS], SQLITE_OK, &n, &bytes);
+		r = cache_query_pair(c->stmt[ST_TOTALS], SQLITE_OK, &n, &bytes);
 	if (r < 0)
 		return r;
 	c->db_dev = sb.st_dev;
@@ -833,10 +701,10 @@ db_open(struct cache *c)
 {
 	int r;
 
-	r = dirs_make(c);
+	r = cache_dirs_make(c);
 	if (r == 0) {
 		r = db_try_open(c);
-		if (needs_rebuild(r) || r == -EPROTONOSUPPORT) {
+		if (cache_needs_rebuild(r) || r == -EPROTONOSUPPORT) {
 			db_close(c, true);
 			db_wipe(c);
 			c->rebuilds++;
@@ -844,7 +712,7 @@ db_open(struct cache *c)
 		}
 	}
 	if (r == 0)
-		r = blob_reconcile(c);
+		r = cache_blob_reconcile(c);
 	if (r < 0) {
 		db_close(c, true);
 		c->open_err = r;
@@ -856,8 +724,8 @@ db_open(struct cache *c)
 }
 
 /* Drops everything and starts over with an empty cache. */
-static void
-rebuild(struct cache *c)
+void
+cache_rebuild(struct cache *c)
 {
 	db_close(c, true);
 	db_wipe(c);
@@ -894,49 +762,17 @@ db_intact(struct cache *c)
 	    memcmp(hdr, zero, sizeof(hdr)) == 0;
 }
 
-static bool
-blob_dir_intact(const struct cache *c)
-{
-	struct stat sb;
-
-	return stat(c->blob_dir, &sb) == 0 && S_ISDIR(sb.st_mode) &&
-	    sb.st_dev == c->blob_dev && sb.st_ino == c->blob_ino;
-}
-
-/* The blob directory vanished: recreate it and forget every blob. */
-static void
-blob_reset(struct cache *c)
-{
-	int r;
-
-	c->rebuilds++;
-	r = dirs_make(c);
-	if (r < 0 || c->db == NULL)
-		return;
-	r = tx_begin(c);
-	if (r == 0)
-		r = exec_stmt(c->stmt[ST_INDEX_CLEAR], SQLITE_OK);
-	if (r == 0)
-		r = exec_stmt(c->stmt[ST_BLOB_CLEAR], SQLITE_OK);
-	r = tx_end(c, r);
-	if (r == 0) {
-		c->blobs = c->blob_bytes = 0;
-		sweep_dir(c, c->blob_dir, true);
-	} else
-		c->broken = true;
-}
-
 /*
  * Runs at the start of each call: a rebuild asked for by an earlier error,
  * and at most once per CACHE_CHECK_INTERVAL_MS, a reopen attempt while
  * unavailable, or a check of the database file and the blob directory
  * (two stat calls and a 16-byte read).
  */
-static void
-maybe_check(struct cache *c, uint64_t now)
+void
+cache_maybe_check(struct cache *c, uint64_t now)
 {
 	if (c->broken) {
-		rebuild(c);
+		cache_rebuild(c);
 		c->last_check_ms = now;
 		return;
 	}
@@ -949,46 +785,46 @@ maybe_check(struct cache *c, uint64_t now)
 		db_wipe(c);
 		(void)db_open(c);
 	} else if (!db_intact(c))
-		rebuild(c);
-	else if (!blob_dir_intact(c))
-		blob_reset(c);
+		cache_rebuild(c);
+	else if (!cache_blob_dir_intact(c))
+		cache_blob_reset(c);
 	else if (access(c->tmp_dir, F_OK) == -1)
-		(void)dirs_make(c);
+		(void)cache_dirs_make(c);
 }
 
 /* Opens a write transaction and writes the pending last-use times in it. */
-static int
-tx_begin(struct cache *c)
+int
+cache_tx_begin(struct cache *c)
 {
 	sqlite3_stmt *s = c->stmt[ST_TOUCH];
 	size_t i;
 	int rc = SQLITE_OK, r;
 
-	r = exec_stmt(c->stmt[ST_BEGIN], SQLITE_OK);
+	r = cache_exec(c->stmt[ST_BEGIN], SQLITE_OK);
 	for (i = 0; r == 0 && i < c->ntouch; i++) {
-		bind_int(s, 1, c->touch[i].id, &rc);
-		bind_int(s, 2, c->touch[i].at, &rc);
-		r = exec_stmt(s, rc);
+		cache_bind_int(s, 1, c->touch[i].id, &rc);
+		cache_bind_int(s, 2, c->touch[i].at, &rc);
+		r = cache_exec(s, rc);
 	}
 	c->ntouch = 0; /* on failure they are lost: only LRU order suffers */
 	if (r < 0 && sqlite3_get_autocommit(c->db) == 0)
-		(void)exec_stmt(c->stmt[ST_ROLLBACK], SQLITE_OK);
+		(void)cache_exec(c->stmt[ST_ROLLBACK], SQLITE_OK);
 	return r;
 }
 
 /* Commits if r >= 0, else rolls back. Returns r or the commit's error. */
-static int
-tx_end(struct cache *c, int r)
+int
+cache_tx_end(struct cache *c, int r)
 {
 	if (r >= 0) {
-		int e = exec_stmt(c->stmt[ST_COMMIT], SQLITE_OK);
+		int e = cache_exec(c->stmt[ST_COMMIT], SQLITE_OK);
 
 		if (e == 0)
 			return r;
 		r = e;
 	}
 	if (sqlite3_get_autocommit(c->db) == 0)
-		(void)exec_stmt(c->stmt[ST_ROLLBACK], SQLITE_OK);
+		(void)cache_exec(c->stmt[ST_ROLLBACK], SQLITE_OK);
 	return r;
 }
 
@@ -1004,12 +840,13 @@ touch_add(struct cache *c, int64_t id, uint64_t now)
 			c->touch[i].at = (int64_t)now;
 			return;
 		}
-	c->touch[c->ntouch++] = (struct touch){.id = id, .at = (int64_t)now};
+	c->touch[c->ntouch++] =
+	    (struct cache_touch){.id = id, .at = (int64_t)now};
 	if (c->ntouch < CACHE_TOUCH_BATCH)
 		return;
-	r = tx_begin(c);
-	r = tx_end(c, r);
-	if (needs_rebuild(r))
+	r = cache_tx_begin(c);
+	r = cache_tx_end(c, r);
+	if (cache_needs_rebuild(r))
 		c->broken = true; /* the lookup succeeded; rebuild next call */
 }
 
@@ -1023,8 +860,8 @@ fetch_victims(struct cache *c, int64_t keep, int64_t *id, int64_t *size)
 	sqlite3_stmt *s = c->stmt[ST_VICTIMS];
 	int n = 0, rc = SQLITE_OK;
 
-	bind_int(s, 1, keep, &rc);
-	bind_int(s, 2, CACHE_EVICT_BATCH, &rc);
+	cache_bind_int(s, 1, keep, &rc);
+	cache_bind_int(s, 2, CACHE_EVICT_BATCH, &rc);
 	while (rc == SQLITE_OK && n < CACHE_EVICT_BATCH) {
 		rc = sqlite3_step(s);
 		if (rc != SQLITE_ROW)
@@ -1034,7 +871,7 @@ fetch_victims(struct cache *c, int64_t keep, int64_t *id, int64_t *size)
 		n++;
 		rc = SQLITE_OK;
 	}
-	stmt_reset(s);
+	cache_stmt_reset(s);
 	return rc == SQLITE_OK || rc == SQLITE_DONE ? n : cache_errno(rc);
 }
 
@@ -1063,8 +900,8 @@ evict_entries(struct cache *c, int64_t keep, uint64_t *bytes, uint64_t *count,
 			if (*bytes <= cap)
 				extra--;
 			rc = SQLITE_OK;
-			bind_int(c->stmt[ST_DEL], 1, id[i], &rc);
-			r = exec_stmt(c->stmt[ST_DEL], rc);
+			cache_bind_int(c->stmt[ST_DEL], 1, id[i], &rc);
+			r = cache_exec(c->stmt[ST_DEL], rc);
 			if (r < 0)
 				return r;
 			hotset_drop_id(&c->hot, id[i]);
@@ -1090,29 +927,29 @@ put_tx(struct cache *c, const char *key, const char *resource,
 	bool found;
 	int rc = SQLITE_OK, r;
 
-	r = tx_begin(c);
+	r = cache_tx_begin(c);
 	if (r < 0)
 		return r;
-	bind_int(c->stmt[ST_FIND], 1, kid, &rc);
-	r = query_pair(c->stmt[ST_FIND], rc, &id, &old_size);
+	cache_bind_int(c->stmt[ST_FIND], 1, kid, &rc);
+	r = cache_query_pair(c->stmt[ST_FIND], rc, &id, &old_size);
 	if (r < 0)
 		goto out;
 	found = r > 0;
 	count = c->entries + !found;
 	rc = SQLITE_OK;
-	bind_int(s, 1, kid, &rc);
-	bind_text(s, 2, key, &rc);
-	bind_text(s, 3, resource, &rc);
-	bind_text(s, 4, scope_str(scope), &rc);
-	bind_text(s, 5, path, &rc);
-	bind_int(s, 6, (int64_t)now, &rc);
-	bind_int(s, 7, (int64_t)(now + ttl), &rc);
-	bind_int(s, 8, (int64_t)size, &rc);
+	cache_bind_int(s, 1, kid, &rc);
+	cache_bind_text(s, 2, key, &rc);
+	cache_bind_text(s, 3, resource, &rc);
+	cache_bind_text(s, 4, cache_scope_str(scope), &rc);
+	cache_bind_text(s, 5, path, &rc);
+	cache_bind_int(s, 6, (int64_t)now, &rc);
+	cache_bind_int(s, 7, (int64_t)(now + ttl), &rc);
+	cache_bind_int(s, 8, (int64_t)size, &rc);
 	/* A NULL blob pointer would bind NULL, not an empty body. */
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_blob(s, 9, len > 0 ? body : empty, (int)len,
 		    SQLITE_STATIC);
-	r = exec_stmt(s, rc);
+	r = cache_exec(s, rc);
 	if (r < 0)
 		goto out;
 	if (!found)
@@ -1121,7 +958,7 @@ put_tx(struct cache *c, const char *key, const char *resource,
 	if (bytes > c->max_entry_bytes)
 		r = evict_entries(c, id, &bytes, &count, &evicted);
 out:
-	r = tx_end(c, r);
+	r = cache_tx_end(c, r);
 	if (r < 0) {
 		/* Rolled back: rows the hot set dropped may be back, fine. */
 		hotset_drop_key(&c->hot, kid, key);
@@ -1139,8 +976,10 @@ static void
 hot_put(struct cache *c, const char *key, int64_t id, const void *body,
     size_t len, uint64_t now, uint64_t ttl)
 {
-	struct hotset_entry e = {.id = id, .stored_at = (int64_t)now,
-	    .expires_at = (int64_t)(now + ttl), .used = (int64_t)now,
+	struct hotset_entry e = {.id = id,
+	    .stored_at = (int64_t)now,
+	    .expires_at = (int64_t)(now + ttl),
+	    .used = (int64_t)now,
 	    .len = len};
 
 	hotset_drop_key(&c->hot, key_id(key), key);
@@ -1168,19 +1007,19 @@ drop_key(struct cache *c, const char *key)
 	int rc = SQLITE_OK, r;
 
 	hotset_drop_key(&c->hot, key_id(key), key);
-	bind_int(c->stmt[ST_FIND], 1, key_id(key), &rc);
-	r = query_pair(c->stmt[ST_FIND], rc, &id, &size);
+	cache_bind_int(c->stmt[ST_FIND], 1, key_id(key), &rc);
+	r = cache_query_pair(c->stmt[ST_FIND], rc, &id, &size);
 	if (r > 0) {
 		rc = SQLITE_OK;
-		bind_int(c->stmt[ST_DEL], 1, id, &rc);
-		r = exec_stmt(c->stmt[ST_DEL], rc);
+		cache_bind_int(c->stmt[ST_DEL], 1, id, &rc);
+		r = cache_exec(c->stmt[ST_DEL], rc);
 		if (r == 0) {
 			c->entries--;
 			c->entry_bytes -= (uint64_t)size;
 		}
 	}
 	if (r < 0)
-		rebuild(c);
+		cache_rebuild(c);
 }
 
 /* Deletes the entries a filter selects in one transaction; the count. */
@@ -1193,336 +1032,22 @@ remove_entries(struct cache *c, enum stmt_id sum, enum stmt_id del,
 
 	/* The set does not know resources or paths: it goes whole. */
 	hotset_clear(&c->hot);
-	r = tx_begin(c);
+	r = cache_tx_begin(c);
 	if (r < 0)
 		return r;
 	bind_filter(c->stmt[sum], f, &rc);
-	r = query_pair(c->stmt[sum], rc, &n, &bytes);
+	r = cache_query_pair(c->stmt[sum], rc, &n, &bytes);
 	if (r >= 0) {
 		rc = SQLITE_OK;
 		bind_filter(c->stmt[del], f, &rc);
-		r = exec_stmt(c->stmt[del], rc);
+		r = cache_exec(c->stmt[del], rc);
 	}
-	r = tx_end(c, r);
+	r = cache_tx_end(c, r);
 	if (r < 0)
 		return r;
 	c->entries -= (uint64_t)n;
 	c->entry_bytes -= (uint64_t)bytes;
 	return n > INT_MAX ? INT_MAX : (int)n;
-}
-
-static int
-shalist_add(struct shalist *l, const char *sha)
-{
-	if (l->n == l->cap) {
-		size_t cap = l->cap > 0 ? l->cap * 2 : 16;
-		void *v = reallocarray(l->v, cap, sizeof(*l->v));
-
-		if (v == NULL)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	(void)snprintf(l->v[l->n++], CACHE_SHA_SIZE, "%s", sha);
-	return 0;
-}
-
-static void
-unlink_blobs(const struct cache *c, const struct shalist *l)
-{
-	char path[PATH_MAX];
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		if (is_hex(l->v[i], 64, 64) &&
-		    snprintf(path, sizeof(path), "%s/%s", c->blob_dir,
-		        l->v[i]) < (int)sizeof(path))
-			(void)unlink(path);
-}
-
-/* True if the index has blob sha; its size in *ret_size (may be NULL). */
-static bool
-blob_known(struct cache *c, const char *sha, int64_t *ret_size)
-{
-	int64_t size = 0;
-	int rc = SQLITE_OK;
-
-	bind_text(c->stmt[ST_BLOB_GET], 1, sha, &rc);
-	if (query_pair(c->stmt[ST_BLOB_GET], rc, &size, NULL) <= 0)
-		return false;
-	if (ret_size != NULL)
-		*ret_size = size;
-	return true;
-}
-
-/*
- * Unlinks the files in dir (all of them, or those not named after a known
- * blob); directories are left alone (unlink fails on them).
- */
-static void
-sweep_dir(struct cache *c, const char *dir, bool unknown_only)
-{
-	struct dirent *de;
-	DIR *d;
-
-	d = opendir(dir);
-	if (d == NULL)
-		return;
-	for (;;) {
-		de = readdir(d);
-		if (de == NULL)
-			break;
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		if (unknown_only && is_hex(de->d_name, 64, 64) &&
-		    blob_known(c, de->d_name, NULL))
-			continue;
-		(void)unlinkat(dirfd(d), de->d_name, 0);
-	}
-	(void)closedir(d);
-}
-
-/*
- * Makes the blob table and the directory agree (after a crash, a rebuild
- * or hands in the directory): rows whose file is missing or of the wrong
- * size go, files no row names go. Then sums the totals.
- */
-static int
-blob_reconcile(struct cache *c)
-{
-	struct shalist gone = {0};
-	sqlite3_stmt *s = c->stmt[ST_BLOB_LIST];
-	char path[PATH_MAX];
-	struct stat sb;
-	int64_t n = 0, bytes = 0;
-	size_t i;
-	int rc, r = 0;
-
-	for (;;) {
-		const char *sha;
-
-		rc = sqlite3_step(s);
-		if (rc != SQLITE_ROW)
-			break;
-		sha = (const char *)sqlite3_column_text(s, 0);
-		if (sha == NULL)
-			continue; /* NOT NULL: cannot happen */
-		if (is_hex(sha, 64, 64) &&
-		    snprintf(path, sizeof(path), "%s/%s", c->blob_dir, sha) <
-		        (int)sizeof(path) &&
-		    stat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
-		    sb.st_size == sqlite3_column_int64(s, 1))
-			continue;
-		r = shalist_add(&gone, sha);
-		if (r < 0)
-			break;
-	}
-	stmt_reset(s);
-	if (r == 0 && rc != SQLITE_DONE)
-		r = cache_errno(rc);
-	unlink_blobs(c, &gone);
-	for (i = 0; r == 0 && i < gone.n; i++) {
-		rc = SQLITE_OK;
-		bind_text(c->stmt[ST_BLOB_DEL], 1, gone.v[i], &rc);
-		r = exec_stmt(c->stmt[ST_BLOB_DEL], rc);
-	}
-	free(gone.v);
-	if (r < 0)
-		return r;
-	sweep_dir(c, c->blob_dir, true);
-	r = query_pair(c->stmt[ST_BLOB_TOTALS], SQLITE_OK, &n, &bytes);
-	if (r < 0)
-		return r;
-	c->blobs = (uint64_t)n;
-	c->blob_bytes = (uint64_t)bytes;
-	return 0;
-}
-
-/* Forgets a blob whose file is gone or wrong (its index rows follow). */
-static void
-blob_drop(struct cache *c, const char *sha, int64_t size)
-{
-	int rc = SQLITE_OK, r;
-
-	bind_text(c->stmt[ST_BLOB_DEL], 1, sha, &rc);
-	r = exec_stmt(c->stmt[ST_BLOB_DEL], rc);
-	if (r == 0 && sqlite3_changes(c->db) > 0) {
-		c->blobs--;
-		c->blob_bytes -= (uint64_t)size < c->blob_bytes ? (uint64_t)size
-		                                                : c->blob_bytes;
-	} else if (needs_rebuild(r))
-		c->broken = true;
-}
-
-static bool
-blob_key_ok(const struct cache_blob_key *k)
-{
-	return k != NULL && is_hex(k->fingerprint, 1, 64) &&
-	    k->run_id != NULL && k->run_id[0] != '\0' && k->filename != NULL &&
-	    k->filename[0] != '\0';
-}
-
-/*
- * Adds least recently used blobs other than keep to victims, one batch at
- * most, until *bytes would be within the cap. Returns how many, or -errno.
- */
-static int
-pick_blobs(struct cache *c, const char *keep, uint64_t *bytes, uint64_t *count,
-    struct shalist *victims)
-{
-	sqlite3_stmt *s = c->stmt[ST_BLOB_VICTIMS];
-	const char *sha;
-	uint64_t size;
-	size_t first = victims->n;
-	int rc = SQLITE_OK, r = 0;
-
-	bind_text(s, 1, keep, &rc);
-	bind_int(s, 2, CACHE_EVICT_BATCH, &rc);
-	while (rc == SQLITE_OK && r == 0 && *bytes > c->max_blob_bytes) {
-		rc = sqlite3_step(s);
-		if (rc != SQLITE_ROW)
-			break;
-		rc = SQLITE_OK;
-		sha = (const char *)sqlite3_column_text(s, 0);
-		size = (uint64_t)sqlite3_column_int64(s, 1);
-		if (sha == NULL)
-			continue; /* NOT NULL: cannot happen */
-		r = shalist_add(victims, sha);
-		if (r == 0) {
-			*bytes -= size < *bytes ? size : *bytes;
-			(*count)--;
-		}
-	}
-	stmt_reset(s);
-	if (r == 0 && rc != SQLITE_OK && rc != SQLITE_DONE)
-		r = cache_errno(rc);
-	return r < 0 ? r : (int)(victims->n - first);
-}
-
-/*
- * Inside a transaction: deletes least recently used blobs other than keep
- * until *bytes is within the cap, collecting their names in victims so
- * that the files are unlinked only after the commit.
- */
-static int
-evict_blobs(struct cache *c, const char *keep, uint64_t *bytes, uint64_t *count,
-    struct shalist *victims)
-{
-	size_t first, i;
-	int rc, r = 0;
-
-	while (r == 0 && *bytes > c->max_blob_bytes) {
-		first = victims->n;
-		r = pick_blobs(c, keep, bytes, count, victims);
-		if (r <= 0)
-			break;
-		for (i = first; r >= 0 && i < victims->n; i++) {
-			rc = SQLITE_OK;
-			bind_text(c->stmt[ST_BLOB_DEL], 1, victims->v[i], &rc);
-			r = exec_stmt(c->stmt[ST_BLOB_DEL], rc);
-		}
-	}
-	return r < 0 ? r : 0;
-}
-
-/*
- * Records a renamed blob and key's index row, evicts, commits, then
- * unlinks the victims. *ret_known: the blob was in the table already.
- */
-static int
-blob_store(struct cache *c, const char *sha, uint64_t size,
-    const struct cache_blob_key *k, const char *ctype, uint64_t now,
-    bool *ret_known)
-{
-	struct shalist victims = {0};
-	sqlite3_stmt *s;
-	uint64_t bytes = 0, count = 0;
-	bool known;
-	int rc = SQLITE_OK, r;
-
-	*ret_known = false;
-	r = tx_begin(c);
-	if (r < 0)
-		return r;
-	known = blob_known(c, sha, NULL);
-	*ret_known = known;
-	s = c->stmt[ST_BLOB_PUT];
-	bind_text(s, 1, sha, &rc);
-	bind_int(s, 2, (int64_t)size, &rc);
-	bind_int(s, 3, (int64_t)now, &rc);
-	r = exec_stmt(s, rc);
-	if (r < 0)
-		goto out;
-	s = c->stmt[ST_INDEX_PUT];
-	rc = SQLITE_OK;
-	bind_text(s, 1, k->fingerprint, &rc);
-	bind_text(s, 2, scope_str(k->scope), &rc);
-	bind_text(s, 3, k->run_id, &rc);
-	bind_text(s, 4, k->filename, &rc);
-	bind_text(s, 5, sha, &rc);
-	bind_text(s, 6,
-	    ctype != NULL && strlen(ctype) < CACHE_CTYPE_SIZE ? ctype : "",
-	    &rc);
-	bind_int(s, 7, (int64_t)now, &rc);
-	r = exec_stmt(s, rc);
-	if (r < 0)
-		goto out;
-	bytes = c->blob_bytes + (known ? 0 : size);
-	count = c->blobs + !known;
-	r = evict_blobs(c, sha, &bytes, &count, &victims);
-out:
-	r = tx_end(c, r);
-	if (r == 0) {
-		c->blob_bytes = bytes;
-		c->blobs = count;
-		c->blob_evictions += victims.n;
-		unlink_blobs(c, &victims);
-	}
-	free(victims.v);
-	return r;
-}
-
-/*
- * Ends the writing: checks the size against what was written and what
- * was expected, puts the data on disk before it gets a name (so no partial
- * file can survive a crash under that name) and writes the hash to sha.
- */
-static int
-writer_finish(struct cache_blob_writer *w, int64_t expected,
-    char sha[CACHE_SHA_SIZE])
-{
-	struct stat sb;
-
-	if (w->err < 0)
-		return w->err;
-	if (w->c == NULL)
-		return -ESHUTDOWN;
-	if (expected >= 0 && (uint64_t)expected != w->size)
-		return -EBADMSG;
-	if (fstat(w->fd, &sb) == -1)
-		return -errno;
-	if ((uint64_t)sb.st_size != w->size)
-		return -EIO;
-	if (fdatasync(w->fd) == -1)
-		return -errno;
-	sig_sha256_final(w->hash, sha);
-	return 0;
-}
-
-/* Closes, removes the temporary file unless renamed, and frees. */
-static void
-writer_free(struct cache_blob_writer *w, bool renamed)
-{
-	if (w->fd != -1) {
-		(void)close(w->fd);
-		if (!renamed)
-			(void)unlink(w->tmp_path);
-	}
-	writer_unlink(w);
-	sig_sha256_free(w->hash);
-	free(w->tmp_path);
-	free(w);
 }
 
 static int
@@ -1554,20 +1079,6 @@ resource_name(const char *name)
 	return strcmp(name, "teammates") == 0 ? "agents" : name;
 }
 
-static void
-writer_unlink(struct cache_blob_writer *w)
-{
-	if (w->c == NULL)
-		return;
-	if (w->prev != NULL)
-		w->prev->next = w->next;
-	else
-		w->c->writers = w->next;
-	if (w->next != NULL)
-		w->next->prev = w->prev;
-	w->next = w->prev = NULL;
-}
-
 int
 cache_open(const struct cache_config *cfg, struct cache **ret)
 {
@@ -1592,11 +1103,11 @@ cache_open(const struct cache_config *cfg, struct cache **ret)
 	c->dir = strdup(cfg->dir);
 	if (c->dir == NULL)
 		goto out_free;
-	c->db_path = path_join(c->dir, "cache.db");
-	c->blob_dir = path_join(c->dir, "blobs");
+	c->db_path = cache_path_join(c->dir, "cache.db");
+	c->blob_dir = cache_path_join(c->dir, "blobs");
 	if (c->db_path == NULL || c->blob_dir == NULL)
 		goto out_free;
-	c->tmp_dir = path_join(c->blob_dir, "tmp");
+	c->tmp_dir = cache_path_join(c->blob_dir, "tmp");
 	if (c->tmp_dir == NULL)
 		goto out_free;
 	if (copy_ttls(c, cfg) < 0)
@@ -1608,7 +1119,7 @@ cache_open(const struct cache_config *cfg, struct cache **ret)
 	 * With the database's exclusive lock held, no other daemon works
 	 * here: whatever is in tmp/ is an interrupted download.
 	 */
-	sweep_dir(c, c->tmp_dir, false);
+	cache_sweep_dir(c, c->tmp_dir, false);
 	*ret = c;
 	return 0;
 out_free:
@@ -1619,21 +1130,13 @@ out_free:
 void
 cache_close(struct cache *c)
 {
-	struct cache_blob_writer *w;
 	size_t i;
 
 	if (c == NULL)
 		return;
 	if (c->db != NULL && c->ntouch > 0)
-		(void)tx_end(c, tx_begin(c));
-	while (c->writers != NULL) {
-		w = c->writers;
-		writer_unlink(w);
-		(void)close(w->fd);
-		w->fd = -1;
-		(void)unlink(w->tmp_path);
-		w->c = NULL;
-	}
+		(void)cache_tx_end(c, cache_tx_begin(c));
+	cache_blob_detach(c);
 	db_close(c, false);
 	free(c->peek);
 	for (i = 0; i < c->nttls; i++)
@@ -1655,14 +1158,15 @@ cache_key(const char *fingerprint, const char *scope, const char *verb,
 	char *canon, *buf;
 	int r;
 
-	if (!is_hex(fingerprint, 1, 64) || verb == NULL || verb[0] == '\0')
+	if (!cache_is_hex(fingerprint, 1, 64) || verb == NULL ||
+	    verb[0] == '\0')
 		return -EINVAL;
 	r = canon_path(path_and_query, &canon);
 	if (r < 0)
 		return r;
 	parts[0] = CACHE_KEY_DOMAIN;
 	parts[1] = fingerprint;
-	parts[2] = scope_str(scope);
+	parts[2] = cache_scope_str(scope);
 	parts[3] = verb;
 	parts[4] = canon;
 	/* NUL separators: no part can contain one, so no two inputs collide. */
@@ -1739,7 +1243,7 @@ db_get(struct cache *c, const char *key, struct hotset_entry *row)
 	size_t len;
 	int rc = SQLITE_OK, r;
 
-	bind_int(s, 1, key_id(key), &rc);
+	cache_bind_int(s, 1, key_id(key), &rc);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(s);
 	/* Another key with the same kid (a 63-bit collision) is a miss. */
@@ -1749,10 +1253,10 @@ db_get(struct cache *c, const char *key, struct hotset_entry *row)
 			rc = SQLITE_DONE;
 	}
 	if (rc != SQLITE_ROW) {
-		stmt_reset(s);
+		cache_stmt_reset(s);
 		r = rc == SQLITE_DONE ? -ENOENT : cache_errno(rc);
-		if (needs_rebuild(r)) {
-			rebuild(c);
+		if (cache_needs_rebuild(r)) {
+			cache_rebuild(c);
 			r = -ENOENT;
 		}
 		return r;
@@ -1771,7 +1275,7 @@ db_get(struct cache *c, const char *key, struct hotset_entry *row)
 		row->len = len;
 		(void)snprintf(row->key, sizeof(row->key), "%s", key);
 	}
-	stmt_reset(s);
+	cache_stmt_reset(s);
 	return row->body != NULL ? 0 : -ENOMEM;
 }
 
@@ -1786,9 +1290,9 @@ cache_peek(struct cache *c, const char *key, uint64_t now_ms,
 	assert(c != NULL && ret != NULL);
 	free(c->peek);
 	c->peek = NULL;
-	if (!is_hex(key, 64, 64))
+	if (!cache_is_hex(key, 64, 64))
 		return -EINVAL;
-	maybe_check(c, now_ms);
+	cache_maybe_check(c, now_ms);
 	if (c->db == NULL)
 		return -ENOENT;
 	kid = key_id(key);
@@ -1798,7 +1302,8 @@ cache_peek(struct cache *c, const char *key, uint64_t now_ms,
 		if (r < 0)
 			return r;
 		if (hotset_take(&c->hot, kid, &row, &h) < 0) {
-			c->peek = row.body; /* too large to keep: until the next */
+			/* Too large to keep: held until the next call. */
+			c->peek = row.body;
 			h = &row;
 		}
 	}
@@ -1808,8 +1313,8 @@ cache_peek(struct cache *c, const char *key, uint64_t now_ms,
 	}
 	ret->body = h->body;
 	ret->len = h->len;
-	ret->fresh = h->stored_at <= (int64_t)now_ms &&
-	    (int64_t)now_ms < h->expires_at;
+	ret->fresh =
+	    h->stored_at <= (int64_t)now_ms && (int64_t)now_ms < h->expires_at;
 	ret->age_ms = (int64_t)now_ms > h->stored_at
 	    ? now_ms - (uint64_t)h->stored_at
 	    : 0;
@@ -1857,14 +1362,16 @@ cache_put(struct cache *c, const char *key, const char *resource,
 	int r;
 
 	assert(c != NULL && (body != NULL || len == 0));
-	if (!is_hex(key, 64, 64) || resource == NULL || resource[0] == '\0')
+	if (!cache_is_hex(key, 64, 64) || resource == NULL ||
+	    resource[0] == '\0')
 		return -EINVAL;
 	r = canon_path(path, &canon);
 	if (r < 0)
 		return r;
 	size = (uint64_t)len + strlen(key) + strlen(resource) +
-	    strlen(scope_str(scope)) + strlen(canon) + CACHE_ENTRY_OVERHEAD;
-	maybe_check(c, now_ms);
+	    strlen(cache_scope_str(scope)) + strlen(canon) +
+	    CACHE_ENTRY_OVERHEAD;
+	cache_maybe_check(c, now_ms);
 	if (c->db == NULL) {
 		r = c->open_err < 0 ? c->open_err : -EIO;
 		goto out;
@@ -1874,8 +1381,8 @@ cache_put(struct cache *c, const char *key, const char *resource,
 	else
 		r = put_tx(c, key, resource, scope, canon, body, len, size,
 		    now_ms);
-	if (needs_rebuild(r)) {
-		rebuild(c);
+	if (cache_needs_rebuild(r)) {
+		cache_rebuild(c);
 		r = c->db != NULL ? put_tx(c, key, resource, scope, canon, body,
 		                        len, size, now_ms)
 		                  : c->open_err;
@@ -1903,7 +1410,7 @@ cache_invalidate(struct cache *c, const char *resource, const char *scope)
 	else
 		r = remove_entries(c, ST_SCOPE_SUM, ST_SCOPE_DEL, &f);
 	if (r < 0) {
-		rebuild(c); /* an outdated entry must not stay fresh */
+		cache_rebuild(c); /* an outdated entry must not stay fresh */
 		r = 0;
 	}
 	return r;
@@ -1933,22 +1440,11 @@ cache_clear(struct cache *c, const char *resource_or_null,
 	free(hi);
 	if (r < 0 || resource_or_null != NULL || path_prefix_or_null != NULL)
 		goto out;
-	n = r +
-	    (c->blobs > (uint64_t)(INT_MAX - r) ? INT_MAX - r : (int)c->blobs);
-	r = tx_begin(c);
-	if (r == 0)
-		r = exec_stmt(c->stmt[ST_INDEX_CLEAR], SQLITE_OK);
-	if (r == 0)
-		r = exec_stmt(c->stmt[ST_BLOB_CLEAR], SQLITE_OK);
-	r = tx_end(c, r);
-	if (r == 0) {
-		sweep_dir(c, c->blob_dir, false);
-		c->blobs = c->blob_bytes = 0;
-		r = n;
-	}
+	n = cache_blob_clear(c);
+	r = n < 0 ? n : n > INT_MAX - r ? INT_MAX : r + n;
 out:
-	if (needs_rebuild(r)) {
-		rebuild(c);
+	if (cache_needs_rebuild(r)) {
+		cache_rebuild(c);
 		r = 0;
 	}
 	return r;
@@ -2011,242 +1507,4 @@ cache_stats(const struct cache *c, struct cache_stats *ret)
 	    .rebuilds = c->rebuilds,
 	    .available = c->db != NULL,
 	};
-}
-
-int
-cache_blob_begin(struct cache *c, uint64_t now_ms,
-    struct cache_blob_writer **ret)
-{
-	struct cache_blob_writer *w;
-	char uuid[SIG_UUID_SIZE], name[SIG_UUID_SIZE + 5];
-	int r = -ENOMEM;
-
-	assert(c != NULL && ret != NULL);
-	maybe_check(c, now_ms);
-	if (c->db == NULL)
-		return c->open_err < 0 ? c->open_err : -EIO;
-	w = calloc(1, sizeof(*w));
-	if (w == NULL)
-		return -ENOMEM;
-	w->fd = -1;
-	w->hash = sig_sha256_new();
-	sig_random_uuid(uuid);
-	(void)snprintf(name, sizeof(name), "%s.part", uuid);
-	w->tmp_path = path_join(c->tmp_dir, name);
-	if (w->hash == NULL || w->tmp_path == NULL)
-		goto out_free;
-	w->fd = open(w->tmp_path,
-	    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (w->fd == -1 && errno == ENOENT) {
-		if (blob_dir_intact(c))
-			(void)dirs_make(c); /* only tmp/ went */
-		else
-			blob_reset(c);
-		w->fd = open(w->tmp_path,
-		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	}
-	if (w->fd == -1) {
-		r = -errno;
-		goto out_free;
-	}
-	w->c = c;
-	w->next = c->writers;
-	if (w->next != NULL)
-		w->next->prev = w;
-	c->writers = w;
-	*ret = w;
-	return 0;
-out_free:
-	sig_sha256_free(w->hash);
-	free(w->tmp_path);
-	free(w);
-	return r;
-}
-
-int
-cache_blob_write(struct cache_blob_writer *w, const void *p, size_t len)
-{
-	const char *b = p;
-	size_t off = 0;
-	ssize_t n;
-
-	assert(w != NULL && (p != NULL || len == 0));
-	if (w->err == 0 && w->c == NULL)
-		w->err = -ESHUTDOWN;
-	if (w->err == 0 && len > w->c->max_blob_bytes - w->size)
-		w->err = -EFBIG;
-	while (w->err == 0 && off < len) {
-		n = write(w->fd, b + off, len - off);
-		if (n == -1 && errno != EINTR)
-			w->err = -errno;
-		else if (n > 0)
-			off += (size_t)n;
-	}
-	if (w->err < 0)
-		return w->err;
-	sig_sha256_update(w->hash, p, len);
-	w->size += len;
-	return 0;
-}
-
-int
-cache_blob_commit(struct cache_blob_writer *w, const struct cache_blob_key *key,
-    const char *content_type, int64_t expected_size, uint64_t now_ms,
-    char ret_sha[CACHE_SHA_SIZE])
-{
-	struct cache *c = w->c;
-	char sha[CACHE_SHA_SIZE], *path = NULL;
-	bool renamed = false, known = false;
-	int r;
-
-	r = blob_key_ok(key) ? writer_finish(w, expected_size, sha) : -EINVAL;
-	if (r == 0 && c->db == NULL)
-		r = c->open_err < 0 ? c->open_err : -EIO;
-	if (r == 0) {
-		path = path_join(c->blob_dir, sha);
-		if (path == NULL)
-			r = -ENOMEM;
-	}
-	if (r != 0)
-		goto out;
-	/* Same name, same content: replacing a file a reader holds is fine. */
-	if (rename(w->tmp_path, path) == -1) {
-		r = -errno;
-		if (r == -ENOENT && !blob_dir_intact(c))
-			blob_reset(c);
-		goto out;
-	}
-	renamed = true;
-	r = blob_store(c, sha, w->size, key, content_type, now_ms, &known);
-	if (r < 0) {
-		if (!known)
-			(void)unlink(path);
-		if (needs_rebuild(r))
-			c->broken = true;
-		goto out;
-	}
-	if (ret_sha != NULL)
-		memcpy(ret_sha, sha, CACHE_SHA_SIZE);
-out:
-	writer_free(w, renamed);
-	free(path);
-	return r;
-}
-
-void
-cache_blob_abort(struct cache_blob_writer *w)
-{
-	if (w != NULL)
-		writer_free(w, false);
-}
-
-int
-cache_blob_lookup(struct cache *c, const struct cache_blob_key *key,
-    uint64_t now_ms, struct cache_blob *ret)
-{
-	sqlite3_stmt *s;
-	const char *sha, *ctype;
-	int64_t stored;
-	uint32_t ttl;
-	int rc = SQLITE_OK, r;
-
-	assert(c != NULL && ret != NULL);
-	if (!blob_key_ok(key))
-		return -EINVAL;
-	maybe_check(c, now_ms);
-	if (c->db == NULL)
-		return -ENOENT;
-	s = c->stmt[ST_INDEX_GET];
-	bind_text(s, 1, key->fingerprint, &rc);
-	bind_text(s, 2, scope_str(key->scope), &rc);
-	bind_text(s, 3, key->run_id, &rc);
-	bind_text(s, 4, key->filename, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		stmt_reset(s);
-		r = rc == SQLITE_DONE ? -ENOENT : cache_errno(rc);
-		if (needs_rebuild(r)) {
-			rebuild(c);
-			r = -ENOENT;
-		}
-		return r;
-	}
-	sha = (const char *)sqlite3_column_text(s, 0);
-	ctype = (const char *)sqlite3_column_text(s, 1);
-	stored = sqlite3_column_int64(s, 2);
-	r = is_hex(sha, 64, 64) ? 0 : -ENOENT;
-	if (r == 0) {
-		memcpy(ret->sha, sha, CACHE_SHA_SIZE);
-		(void)snprintf(ret->content_type, sizeof(ret->content_type),
-		    "%s", ctype != NULL ? ctype : "");
-		ret->size = (uint64_t)sqlite3_column_int64(s, 3);
-		ttl = cache_ttl_ms(c, "run_files");
-		ret->fresh = stored <= (int64_t)now_ms &&
-		    (int64_t)now_ms - stored < (int64_t)ttl;
-		ret->age_ms =
-		    (int64_t)now_ms > stored ? now_ms - (uint64_t)stored : 0;
-	}
-	stmt_reset(s);
-	return r;
-}
-
-int
-cache_blob_open(struct cache *c, const char *sha, uint64_t now_ms, int *ret_fd)
-{
-	char path[PATH_MAX];
-	struct stat sb;
-	int64_t size;
-	int fd, rc = SQLITE_OK, r;
-
-	assert(c != NULL && ret_fd != NULL);
-	if (!is_hex(sha, 64, 64))
-		return -EINVAL;
-	maybe_check(c, now_ms);
-	if (c->db == NULL || !blob_known(c, sha, &size))
-		return -ENOENT;
-	if (snprintf(path, sizeof(path), "%s/%s", c->blob_dir, sha) >=
-	    (int)sizeof(path))
-		return -ENAMETOOLONG;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-	if (fd == -1) {
-		r = -errno;
-		if (r == -ENOENT)
-			blob_drop(c, sha, size);
-		return r;
-	}
-	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) ||
-	    sb.st_size != size) {
-		(void)close(fd);
-		(void)unlink(path);
-		blob_drop(c, sha, size);
-		return -ENOENT;
-	}
-	bind_text(c->stmt[ST_BLOB_TOUCH], 1, sha, &rc);
-	bind_int(c->stmt[ST_BLOB_TOUCH], 2, (int64_t)now_ms, &rc);
-	r = exec_stmt(c->stmt[ST_BLOB_TOUCH], rc);
-	if (needs_rebuild(r))
-		c->broken = true; /* the fd is good; rebuild on the next call */
-	*ret_fd = fd;
-	return 0;
-}
-
-int
-cache_blob_forget(struct cache *c, const char *run_id)
-{
-	int rc = SQLITE_OK, r;
-
-	assert(c != NULL);
-	if (c->db == NULL)
-		return 0;
-	if (run_id != NULL) {
-		bind_text(c->stmt[ST_INDEX_FORGET], 1, run_id, &rc);
-		r = exec_stmt(c->stmt[ST_INDEX_FORGET], rc);
-	} else
-		r = exec_stmt(c->stmt[ST_INDEX_CLEAR], SQLITE_OK);
-	if (r < 0) {
-		rebuild(c); /* an outdated mapping must not stay */
-		return 0;
-	}
-	return sqlite3_changes(c->db);
 }

@@ -19,8 +19,8 @@
 #include <stdint.h>
 
 #define HOTSET_SLOTS 256
-#define HOTSET_KEY_SIZE 65                        /* 64 hex digits + NUL */
-#define HOTSET_MAX_ENTRY ((size_t)256 * 1024)     /* bytes of one body */
+#define HOTSET_KEY_SIZE 65                          /* 64 hex digits + NUL */
+#define HOTSET_MAX_ENTRY ((size_t)256 * 1024)       /* bytes of one body */
 #define HOTSET_MAX_BYTES ((size_t)16 * 1024 * 1024) /* of all bodies */
 
 /* One slot: a copy of a row of cache.db. */
@@ -38,8 +38,8 @@ struct hotset {
 };
 
 /* The entry of key (kid: its 63-bit id), or NULL. */
-struct hotset_entry *hotset_find(struct hotset *h, int64_t kid,
-    const char *key);
+struct hotset_entry *
+hotset_find(struct hotset *h, int64_t kid, const char *key);
 
 /*
  * Puts a copy of row e in key's slot (kid: its id), replacing what was

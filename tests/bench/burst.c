@@ -120,8 +120,9 @@ main(int argc, char **argv)
 				i++;
 			r = read(pfd[j].fd, buf, sizeof(buf));
 			if (r <= 0) {
-				fprintf(stderr, "bench-burst: connection "
-						"closed early\n");
+				fprintf(stderr,
+				    "bench-burst: connection "
+				    "closed early\n");
 				return 1;
 			}
 			if (!feed(&conns[i], buf, (size_t)r))

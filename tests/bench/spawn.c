@@ -82,8 +82,9 @@ main(int argc, char **argv)
 	a = &argv[2];
 	if (runs < 1 || runs > MAX_RUNS || b == NULL || a[0] == NULL ||
 	    b[0] == NULL) {
-		fprintf(stderr, "usage: bench-spawn RUNS CMD_A [ARGS...] -- "
-				"CMD_B [ARGS...]\n");
+		fprintf(stderr,
+		    "usage: bench-spawn RUNS CMD_A [ARGS...] -- "
+		    "CMD_B [ARGS...]\n");
 		return 2;
 	}
 	posix_spawn_file_actions_init(&fa);
