@@ -221,6 +221,12 @@ for spec in teammates.list:/agents/ tasks.list:/tasks/ runs.list:/runs/ \
 	    '[1,2,3,4,5,{"items":5,"pages":3}]'
 	eq "$m all: three upstream pages" "$(nreq)" 3
 done
+want=$(mock_get "/webhooks/1/deliveries?limit=100" | jq -c '[.data[].id]')
+out=$(raw "$(req_line webhooks.list_deliveries '{"webhook_id":1,"limit":1,"all":true}')")
+eq "webhooks.list_deliveries all: every item, one page each" \
+    "$(jq -sc '[.[] | .event.id // .result]' <<<"$out")" \
+    "$(jq -c --argjson n "$(jq length <<<"$want")" \
+    '. + [{"items": $n, "pages": $n}]' <<<"$want")"
 # The cursors followed, and every filter re-sent with each page.
 mock_clear
 out=$(raw "$(req_line teammates.list '{"limit":2,"all":true,"user_id":"zed"}')")
