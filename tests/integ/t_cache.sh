@@ -172,8 +172,8 @@ mock_faults_clear
 mock_fault '{"method":"GET","path":"/api/v2/agents/","delay_ms":2000,"times":1}'
 mock_clear
 for c in 1 2 3 4; do
-	for i in $(seq 250); do req_line teammates.list '{"limit":11}' \
-	    $((c * 1000 + i)); done >"$T/burst.$c.in"
+	printf '{"id":%d,"method":"teammates.list","params":{"limit":11}}\n' \
+	    $(seq $((c * 1000 + 1)) $((c * 1000 + 250))) >"$T/burst.$c.in"
 done
 BURST=()
 for c in 1 2 3 4; do

@@ -171,8 +171,8 @@ done
 # Two connections of 140 and 160 calls (a connection has at most 256 in flight).
 for l in $(seq 15); do
 	for s in $(seq 20); do
-		req_line teammates.list "{\"limit\":$l,\"starting_after\":$s}" \
-		    $((l * 100 + s)) >>"$T/flood.$((l % 2))"
+		printf '{"id":%d,"method":"teammates.list","params":{"limit":%d,"starting_after":%d}}\n' \
+		    $((l * 100 + s)) "$l" "$s" >>"$T/flood.$((l % 2))"
 	done
 done
 socat -t 30 - UNIX-CONNECT:"$SOCK" <"$T/flood.0" >"$T/flood.out.0" &
