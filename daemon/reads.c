@@ -109,6 +109,16 @@ scope_of(const struct call *call)
 }
 
 /*
+ * A stored result goes out as one protocol line: a newline in it (the
+ * database edited by hand) makes the entry a miss, fetched and replaced.
+ */
+static bool
+one_line(const char *text, size_t len)
+{
+	return memchr(text, '\n', len) == NULL;
+}
+
+/*
  * Hands a result's text (compact JSON, normalised for the method's kind:
  * what the cache holds) to whoever the call is: a page walker, or a plain
  * GET answered with the text as it is, neither parsed nor printed again.
@@ -218,7 +228,8 @@ fetch_done_cb(const struct up_response *r, void *arg)
 		/* An unreachable upstream may be covered by a stale answer. */
 		have_stale = f->cacheable && d->cache != NULL &&
 		    (r->error != 0 || r->status == 0 || r->status >= 500) &&
-		    cache_get(d->cache, f->key, wall_ms(), &stale) == 0;
+		    cache_get(d->cache, f->key, wall_ms(), &stale) == 0 &&
+		    one_line(stale.body, stale.len);
 	}
 	/* Each waiter is answered, then freed by its answer: unlink first. */
 	while ((call = TAILQ_FIRST(&f->waiters)) != NULL) {
@@ -226,7 +237,10 @@ fetch_done_cb(const struct up_response *r, void *arg)
 		call->fetch = NULL;
 		call->status = r->status;
 		if (ok && text == NULL) {
-			call_fail(call, E_BAD_UPSTREAM, "%s", reason);
+			call_fail(call,
+			    strcmp(reason, "out of memory") == 0 ? E_NOMEM
+			                                         : E_BAD_UPSTREAM,
+			    "%s", reason);
 		} else if (ok) {
 			deliver(call, text, strlen(text), label_miss(f, call));
 		} else if (have_stale &&
@@ -330,7 +344,7 @@ fetch_get(struct call *call, const char *path, bool cacheable)
 	}
 	/* The entry is the cache's until its next call: deliver copies it. */
 	if (cache_peek(d->cache, key, wall_ms(), &v) == 0 &&
-	    (v.fresh || strcmp(mode, "only") == 0)) {
+	    one_line(v.body, v.len) && (v.fresh || strcmp(mode, "only") == 0)) {
 		call->status = 200;
 		deliver(call, v.body, v.len, v.fresh ? "hit" : "stale");
 		cache_count(d->cache, v.fresh ? CACHE_HIT : CACHE_STALE);

@@ -9,6 +9,20 @@
 # distinct reads the cache stays within its byte cap.
 . "$(dirname "$0")/lib.sh"
 
+# jqt as lib.sh's, but the JSON must be exactly one value: jq 1.6's -e
+# exits 0 on empty input, which would let a missing reply pass.
+jqt() {
+	local name=$1 json=$2 filter=$3
+	if printf '%s\n' "$json" |
+	    jq -e -s "length == 1 and (.[0] | $filter)" >/dev/null 2>&1; then
+		ok "$name"
+	else
+		not_ok "$name"
+		echo "  filter: $filter"
+		echo "  json:   $(printf '%s' "$json" | head -c 600)"
+	fi
+}
+
 served() { printf '%s' "$1" | jq -r '.cache // "none"'; }
 stat_of() { call cache.stats | jq -r ".result.$1"; }
 list() { call teammates.list "{\"limit\":${1:-3}}"; }
@@ -123,6 +137,16 @@ ok_reply "blob directory deleted: the response cache is untouched" \
 D5=$(download)
 eq "blob directory deleted: then a hit" "$(served "$D5")" hit
 check "blob directory deleted: the right bytes" got_report "$D5"
+
+# ---- an entry edited by hand: a newline would break the protocol's framing
+stop_daemon
+sqlite3 "$DB" "UPDATE entries SET body = CAST('{\"data\":[],' || char(10) ||
+    '\"has_more\":false}' AS BLOB)"
+start_daemon
+E1=$(call teammates.list '{"limit":6}')
+ok_reply "an entry with a newline: a miss, fetched again" "$E1" miss
+jqt "an entry with a newline: the real list" "$E1" '(.result.data | length) == 3'
+ok_reply "an entry with a newline: replaced" "$(list 6)" hit
 
 # ---- a cache directory that cannot be used ---------------------------------
 stop_daemon
