@@ -36,10 +36,13 @@ check() {
 	if "$@"; then ok "$name"; else not_ok "$name"; fi
 }
 
-# jqt NAME JSON FILTER: passes when jq -e FILTER holds for JSON.
+# jqt NAME JSON FILTER: passes when jq -e FILTER holds for JSON, one value.
+# The JSON must be exactly one value: jq -e alone exits 0 on empty input,
+# which would let a missing reply pass.
 jqt() {
 	local name=$1 json=$2 filter=$3
-	if printf '%s\n' "$json" | jq -e "$filter" >/dev/null 2>&1; then
+	if printf '%s\n' "$json" |
+	    jq -e -s "length == 1 and (.[0] | $filter)" >/dev/null 2>&1; then
 		ok "$name"
 	else
 		not_ok "$name"

@@ -10,20 +10,6 @@
 # every paged list, and cache.stats / cache.clear / `m8tes cache`.
 . "$(dirname "$0")/lib.sh"
 
-# jqt as lib.sh's, but the JSON must be exactly one value: jq 1.6's -e
-# exits 0 on empty input, which would let a missing reply pass.
-jqt() {
-	local name=$1 json=$2 filter=$3
-	if printf '%s\n' "$json" |
-	    jq -e -s "length == 1 and (.[0] | $filter)" >/dev/null 2>&1; then
-		ok "$name"
-	else
-		not_ok "$name"
-		echo "  filter: $filter"
-		echo "  json:   $(printf '%s' "$json" | head -c 600)"
-	fi
-}
-
 OTHER_KEY=m8_other_test_key_9876543210
 TEST_KEYS=$OTHER_KEY
 

@@ -9,20 +9,6 @@
 # distinct reads the cache stays within its byte cap.
 . "$(dirname "$0")/lib.sh"
 
-# jqt as lib.sh's, but the JSON must be exactly one value: jq 1.6's -e
-# exits 0 on empty input, which would let a missing reply pass.
-jqt() {
-	local name=$1 json=$2 filter=$3
-	if printf '%s\n' "$json" |
-	    jq -e -s "length == 1 and (.[0] | $filter)" >/dev/null 2>&1; then
-		ok "$name"
-	else
-		not_ok "$name"
-		echo "  filter: $filter"
-		echo "  json:   $(printf '%s' "$json" | head -c 600)"
-	fi
-}
-
 served() { printf '%s' "$1" | jq -r '.cache // "none"'; }
 stat_of() { call cache.stats | jq -r ".result.$1"; }
 list() { call teammates.list "{\"limit\":${1:-3}}"; }
