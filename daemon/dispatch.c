@@ -160,6 +160,30 @@ rule_of(struct dispatch *d, struct conn *c, struct cstate *cs)
 	return cs->rule;
 }
 
+/*
+ * The peer's user name, from a small cache: a burst of connections (a
+ * script running m8tes in a loop) costs one NSS lookup, which may block.
+ */
+static void
+user_name(struct dispatch *d, uid_t uid, char *buf, size_t len)
+{
+	uint64_t now = loop_update_time(d->loop);
+	unsigned i;
+
+	for (i = 0; i < DISPATCH_NAMES; i++)
+		if (d->names[i].expires_ms > now && d->names[i].uid == uid)
+			break;
+	if (i == DISPATCH_NAMES) {
+		i = d->names_next++ % DISPATCH_NAMES;
+		if (policy_user_name(uid, d->names[i].name,
+			sizeof(d->names[i].name)) < 0)
+			d->names[i].name[0] = '\0';
+		d->names[i].uid = uid;
+		d->names[i].expires_ms = now + DISPATCH_NAME_TTL_MS;
+	}
+	(void)snprintf(buf, len, "%s", d->names[i].name);
+}
+
 int
 dispatch_accepted(struct conn *c, void *arg, const char **ret_reason)
 {
@@ -176,8 +200,7 @@ dispatch_accepted(struct conn *c, void *arg, const char **ret_reason)
 	if (d->policy == NULL)
 		return 0;
 	/* Resolved once per connection, never on the call path. */
-	if (policy_user_name(p->uid, cs->user, sizeof(cs->user)) < 0)
-		cs->user[0] = '\0';
+	user_name(d, p->uid, cs->user, sizeof(cs->user));
 	r = policy_conn_open(d->policy, rule_of(d, c, cs), p->uid);
 	if (r < 0) {
 		log_info("refusing a connection of uid %d: %s", (int)p->uid,

@@ -68,6 +68,9 @@ struct cstate {
 	bool counted;                   /* policy_conn_open succeeded */
 };
 
+#define DISPATCH_NAMES 32            /* uid -> user name cache entries */
+#define DISPATCH_NAME_TTL_MS 60000u
+
 struct dispatch {
 	struct loop *loop;
 	struct upstream *up;
@@ -80,6 +83,13 @@ struct dispatch {
 	struct cache *cache;
 	struct fetch_list fetches; /* GETs in flight, shared by key */
 	struct policy *policy;
+	/* User names of recent peers: NSS (maybe LDAP) once a minute a uid. */
+	struct {
+		uid_t uid;
+		char name[64]; /* "" if the uid has none */
+		uint64_t expires_ms;
+	} names[DISPATCH_NAMES];
+	unsigned names_next;
 	int (*reload)(void *arg, char *err, size_t errlen);
 	void *reload_arg;
 	const char *key_source;
