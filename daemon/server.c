@@ -63,6 +63,7 @@ struct server {
 };
 
 static void conn_event_cb(struct loop *loop, int fd, unsigned ev, void *arg);
+static void conn_read(struct conn *c);
 static void accept_cb(struct loop *loop, int fd, unsigned ev, void *arg);
 
 int
@@ -681,6 +682,11 @@ accept_cb(struct loop *loop, int fd, unsigned ev, void *arg)
 		TAILQ_INSERT_TAIL(&s->conns, c, link);
 		s->stats.conns++;
 		s->stats.accepted++;
+		/*
+		 * A client sends its request right after connecting: read it
+		 * now rather than a turn of the loop later (EAGAIN if not).
+		 */
+		conn_read(c);
 	}
 }
 
