@@ -65,6 +65,8 @@ static int split_own(int argc, char *const argv[], const struct own_opt *own,
     char **rest, int *ret_nrest, char *err, size_t errlen);
 static int method_args(struct cli_cmd *cmd, int argc, char *const argv[],
     char *err, size_t errlen);
+static int own_then_method(struct cli_cmd *cmd, int argc,
+    char *const argv[], const struct own_opt *own, char *err, size_t errlen);
 static bool takes_value(const struct method *m, int argc, char *const argv[],
     int i, int *ret_extra);
 static int parse_mate(struct cli_cmd *cmd, int argc, char *const argv[],
@@ -242,6 +244,23 @@ split_own(int argc, char *const argv[], const struct own_opt *own,
 	}
 	*ret_nrest = n;
 	return 0;
+}
+
+/* The command's own options out of argv, then the rest as its method's. */
+static int
+own_then_method(struct cli_cmd *cmd, int argc, char *const argv[],
+    const struct own_opt *own, char *err, size_t errlen)
+{
+	char **rest = calloc((size_t)argc + 1, sizeof(*rest));
+	int nrest = 0, r;
+
+	if (rest == NULL)
+		return -ENOMEM;
+	r = split_own(argc, argv, own, rest, &nrest, err, errlen);
+	if (r == 0)
+		r = method_args(cmd, nrest, rest, err, errlen);
+	free(rest);
+	return r;
 }
 
 /* The method's own flags and positionals, typed by the table, into cmd. */
@@ -552,16 +571,9 @@ parse_with_since(struct cli_cmd *cmd, int argc, char *const argv[],
 	const char *since = NULL;
 	const struct own_opt own[] = {{"--since", &since, NULL}, {NULL}};
 	long long v;
-	char **rest;
-	int nrest = 0, r;
+	int r;
 
-	rest = calloc((size_t)argc + 1, sizeof(*rest));
-	if (rest == NULL)
-		return -ENOMEM;
-	r = split_own(argc, argv, own, rest, &nrest, err, errlen);
-	if (r == 0)
-		r = method_args(cmd, nrest, rest, err, errlen);
-	free(rest);
+	r = own_then_method(cmd, argc, argv, own, err, errlen);
 	if (r < 0 || since == NULL || cmd->help)
 		return r;
 	if (cli_since_parse(since, now, &v) < 0) {
@@ -582,16 +594,9 @@ parse_listen(struct cli_cmd *cmd, int argc, char *const argv[], char *err,
 	const struct own_opt own[] = {{"--forward-to", &cmd->forward_to, NULL},
 	    {"--exec", &cmd->exec, NULL}, {NULL}};
 	struct cli_url url;
-	char **rest;
-	int nrest = 0, r;
+	int r;
 
-	rest = calloc((size_t)argc + 1, sizeof(*rest));
-	if (rest == NULL)
-		return -ENOMEM;
-	r = split_own(argc, argv, own, rest, &nrest, err, errlen);
-	if (r == 0)
-		r = method_args(cmd, nrest, rest, err, errlen);
-	free(rest);
+	r = own_then_method(cmd, argc, argv, own, err, errlen);
 	if (r < 0 || cmd->help)
 		return r;
 	if (cmd->forward_to != NULL &&
