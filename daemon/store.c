@@ -31,6 +31,7 @@
 #define STORE_BUSY_TIMEOUT_MS 50 /* another process holds a lock: give up */
                                  /* quickly, the loop must not stall */
 #define STORE_WAL_SIZE_LIMIT "67108864" /* bytes kept after a checkpoint */
+#define STORE_CKPT_PAGES 2000 /* deferred: WAL pages before a checkpoint */
 /*
  * run_status.terminal of a run whose pruning a budget cut short: its log
  * has lost its first events, so readers no longer see it, and the next
@@ -287,6 +288,8 @@ struct store {
 	struct idset_digest *pending;    /* added by the open batch */
 	size_t npending, pendcap;
 	unsigned since_trim;
+	bool defer_ckpt; /* checkpoints by store_checkpoint_due only */
+	int wal_pages;   /* in the WAL after the last commit (deferred) */
 };
 
 /* What an iterator hands its per-row function. */
@@ -807,6 +810,48 @@ store_rollback_batch(struct store *st)
 	if (!sqlite3_get_autocommit(st->db))
 		(void)exec_stmt(st->stmt[ST_ROLLBACK], SQLITE_OK);
 	forget_pending(st);
+}
+
+/* SQLite's WAL hook: notes the WAL's size after every commit. */
+static int
+wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct store *st = arg;
+
+	(void)db;
+	(void)name;
+	st->wal_pages = pages;
+	return SQLITE_OK;
+}
+
+int
+store_defer_checkpoints(struct store *st)
+{
+	int r;
+
+	r = exec_sql(st->db, "PRAGMA wal_autocheckpoint=0");
+	if (r < 0)
+		return r;
+	(void)sqlite3_wal_hook(st->db, wal_hook, st);
+	st->defer_ckpt = true;
+	return 0;
+}
+
+int
+store_checkpoint_due(struct store *st)
+{
+	int rc;
+
+	if (!st->defer_ckpt || st->in_batch ||
+	    st->wal_pages < STORE_CKPT_PAGES)
+		return 0;
+	st->wal_pages = 0;
+	/* A reader in the way makes it partial; the next one goes on. */
+	rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+	    NULL, NULL);
+	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		return 0;
+	return rc == SQLITE_OK ? 1 : store_errno(rc);
 }
 
 bool

@@ -133,6 +133,23 @@ int store_open(const char *path, struct store **ret);
 void store_close(struct store *st);
 
 /*
+ * For a connection that writes a lot (the webhook writer): its commits no
+ * longer checkpoint the WAL, which they would do before returning; the
+ * caller runs store_checkpoint_due when nothing waits on it, after it has
+ * answered a batch. Durability is unchanged (every commit still fsyncs
+ * the WAL). Returns 0 or -errno.
+ */
+int store_defer_checkpoints(struct store *st);
+
+/*
+ * With deferred checkpoints, checkpoints the WAL (PASSIVE: never waits for
+ * readers) if it has grown past a threshold since the last one. Returns 1
+ * if it checkpointed, 0 if not due (or not deferred, or a batch is open,
+ * or another connection was in the way), or -errno.
+ */
+int store_checkpoint_due(struct store *st);
+
+/*
  * Starts a batch: every write until store_commit_batch shares one write
  * transaction. Returns 0, -EBUSY if a batch is already open or the database
  * is locked, or -errno.
