@@ -125,6 +125,12 @@ static const char *const migrations[] = {
     "DROP TABLE inbox;"
     "ALTER TABLE inbox4 RENAME TO inbox;"
     "CREATE INDEX inbox_received_at ON inbox (received_at);",
+    /*
+     * 4 -> 5: no index on received_at. Every commit dirtied its last
+     * page besides the table's; pruning by age looks at the oldest rows
+     * by seq instead, which received_at follows (up to clock steps).
+     */
+    "DROP INDEX IF EXISTS inbox_received_at;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -247,9 +253,14 @@ static const char *const stmt_sql[ST__MAX] = {
     [ST_PRUNE_INBOX_SEQ] = "DELETE FROM inbox WHERE seq IN (SELECT seq "
                            "FROM inbox WHERE seq <= ?1 ORDER BY seq "
                            "LIMIT ?2)",
+    /*
+     * Of the oldest ?2 rows by seq, those received before ?1: no call
+     * reads more than ?2 rows, and a younger row among them (the clock
+     * went back) is passed over, not a stop.
+     */
     [ST_PRUNE_INBOX_AGE] = "DELETE FROM inbox WHERE seq IN (SELECT seq "
-                           "FROM inbox WHERE received_at < ?1 "
-                           "ORDER BY received_at LIMIT ?2)",
+                           "FROM (SELECT seq, received_at FROM inbox "
+                           "ORDER BY seq LIMIT ?2) WHERE received_at < ?1)",
     [ST_PRUNE_RUN_COUNT] = "SELECT count(*) FROM run_status "
                            "WHERE terminal = 1",
     [ST_PRUNE_RUN_AGED] = "SELECT run_id, terminal FROM run_status "

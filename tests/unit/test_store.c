@@ -748,6 +748,44 @@ TEST(prune_inbox)
 	store_close(st);
 }
 
+/*
+ * Pruning by age looks at the oldest rows by seq, as many as the budget,
+ * and deletes those past the age among them: a young row (the clock went
+ * back after it) is passed over, and rows beyond the budget wait.
+ */
+TEST(prune_inbox_age_by_seq)
+{
+	static const int64_t at[] = {100, 300, 110, 120};
+	struct store *st;
+	struct store_retention age = {.inbox_max_age = 100};
+	struct collect c = {0};
+	char id[32];
+	int64_t seq;
+	size_t i;
+
+	ASSERT_EQ(store_open(db_path("prune_age_seq"), &st), 0);
+	for (i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		struct store_webhook wh;
+
+		(void)snprintf(id, sizeof(id), "a%zu", i);
+		wh = webhook(id, at[i], "{}");
+		ASSERT_EQ(store_inbox_add(st, &wh, &seq), 0);
+	}
+	/* Cut-off 150, two rows a call: seqs 1, 2 (only 1), then 2, 3 ... */
+	ASSERT_EQ(store_prune(st, &age, 250, 2), 1);
+	ASSERT_EQ(store_inbox_next_seq(st, 0, &seq), 0);
+	ASSERT_EQ(seq, 2);
+	ASSERT_EQ(store_prune(st, &age, 250, 2), 1);
+	ASSERT_EQ(store_prune(st, &age, 250, 2), 1);
+	ASSERT_EQ(store_prune(st, &age, 250, 2), 0);
+	ASSERT_EQ(store_inbox_iter(st, 0, 0, collect_cb, &c), 1);
+	ASSERT_EQ(c.seqs[0], 2);
+	/* Once it is past the age too, it goes. */
+	ASSERT_EQ(store_prune(st, &age, 1000, 2), 1);
+	ASSERT_EQ(count_inbox(st, 0), 0);
+	store_close(st);
+}
+
 /* Duplicates are found in memory: rolled-back rows are not, reopened are. */
 TEST(inbox_dedup_rollback_reopen)
 {
@@ -1060,6 +1098,8 @@ TEST(schema_migrate_2)
 	    "UPDATE sqlite_sequence SET seq = 7 WHERE name = 'inbox';"
 	    "PRAGMA user_version = 2;"), 0);
 	ASSERT_EQ(store_open(path, &st), 0);
+	/* Schema 5 dropped the index on received_at. */
+	ASSERT_EQ(raw_sql(path, "DROP INDEX inbox_received_at"), -EIO);
 	/* Schema 4 copied the inbox: its rows, ids and sequence. */
 	{
 		struct store_webhook wh = webhook("old3", 2, "{}");
@@ -1177,6 +1217,7 @@ main(void)
 	RUN(run_finish);
 	RUN(run_append_many);
 	RUN(prune_inbox);
+	RUN(prune_inbox_age_by_seq);
 	RUN(inbox_dedup_rollback_reopen);
 	RUN(prune_runs);
 	RUN(prune_runs_doomed);
