@@ -31,7 +31,7 @@
 #define STORE_BUSY_TIMEOUT_MS 50 /* another process holds a lock: give up */
                                  /* quickly, the loop must not stall */
 #define STORE_WAL_SIZE_LIMIT "67108864" /* bytes kept after a checkpoint */
-#define STORE_CKPT_PAGES 4000 /* deferred: WAL pages before a checkpoint */
+#define STORE_CKPT_PAGES 2000 /* deferred: WAL pages before a checkpoint */
 /*
  * run_status.terminal of a run whose pruning a budget cut short: its log
  * has lost its first events, so readers no longer see it, and the next
