@@ -36,6 +36,7 @@
 #include "cache_int.h"
 #include "hotset.h"
 #include "sig.h"
+#include "sqlutil.h"
 
 #define CACHE_SCHEMA_VERSION 2            /* 2: results normalised, compact */
 #define CACHE_KEY_DOMAIN "m8tesd-cache-1" /* versions the key derivation */
@@ -182,8 +183,9 @@ struct qparam {
 };
 
 static void bind_filter(sqlite3_stmt *s, const struct filter *f, int *rc);
-static int exec_sql(sqlite3 *db, const char *sql);
 static int pragma(sqlite3 *db, const char *sql, char *buf, size_t size);
+static int exec_sql(sqlite3 *db, const char *sql);
+static int as_cache(int r);
 static int mkdir_p(const char *path);
 static int64_t key_id(const char *key);
 static int qparam_cmp(const void *a, const void *b);
@@ -214,6 +216,13 @@ static int remove_entries(struct cache *c, enum stmt_id sum, enum stmt_id del,
 static int copy_ttls(struct cache *c, const struct cache_config *cfg);
 static const char *resource_name(const char *name);
 
+/* A read-only (moved) or refused file is a cache to rebuild: -EIO. */
+static int
+as_cache(int r)
+{
+	return r == -EROFS || r == -EACCES ? -EIO : r;
+}
+
 /*
  * Maps a SQLite result code to -errno; OK/ROW/DONE: 0. -EBADMSG and -EIO
  * are the codes that make the cache rebuild itself (cache_needs_rebuild).
@@ -221,60 +230,13 @@ static const char *resource_name(const char *name);
 int
 cache_errno(int rc)
 {
-	if (rc == SQLITE_CONSTRAINT_UNIQUE ||
-	    rc == SQLITE_CONSTRAINT_PRIMARYKEY)
-		return -EEXIST;
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_ROW:
-	case SQLITE_DONE:
-		return 0;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return -EBADMSG;
-	case SQLITE_CONSTRAINT:
-		return -EINVAL;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_TOOBIG:
-		return -E2BIG;
-	default: /* IOERR, CANTOPEN, READONLY (DBMOVED), schema trouble */
-		return -EIO;
-	}
+	return as_cache(sqlutil_errno(rc));
 }
 
 bool
 cache_needs_rebuild(int r)
 {
 	return r == -EBADMSG || r == -EIO;
-}
-
-void
-cache_stmt_reset(sqlite3_stmt *s)
-{
-	(void)sqlite3_reset(s);
-	(void)sqlite3_clear_bindings(s);
-}
-
-/* Binders keep the first failure in *rc, as in store.c; NULL binds NULL. */
-void
-cache_bind_text(sqlite3_stmt *s, int i, const char *v, int *rc)
-{
-	if (*rc == SQLITE_OK)
-		*rc = v != NULL ? sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC)
-		                : sqlite3_bind_null(s, i);
-}
-
-void
-cache_bind_int(sqlite3_stmt *s, int i, int64_t v, int *rc)
-{
-	if (*rc == SQLITE_OK)
-		*rc = sqlite3_bind_int64(s, i, v);
 }
 
 /* Binds the filter parameters the statement has (unused ones are gaps). */
@@ -285,7 +247,7 @@ bind_filter(sqlite3_stmt *s, const struct filter *f, int *rc)
 	int i, n = sqlite3_bind_parameter_count(s);
 
 	for (i = 0; i < n && i < 4; i++)
-		cache_bind_text(s, i + 1, v[i], rc);
+		sqlutil_bind_text(s, i + 1, v[i], rc);
 }
 
 /* Steps a statement that returns no rows to completion; resets it. */
@@ -294,7 +256,7 @@ cache_exec(sqlite3_stmt *s, int rc)
 {
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(s);
-	cache_stmt_reset(s);
+	sqlutil_reset(s);
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : cache_errno(rc);
 }
 
@@ -313,36 +275,24 @@ cache_query_pair(sqlite3_stmt *s, int rc, int64_t *a, int64_t *b)
 		r = 1;
 	} else if (rc != SQLITE_DONE)
 		r = cache_errno(rc);
-	cache_stmt_reset(s);
+	sqlutil_reset(s);
 	return r;
-}
-
-/* Runs constant SQL (pragmas, schema); never used with data. */
-static int
-exec_sql(sqlite3 *db, const char *sql)
-{
-	return cache_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
 }
 
 /* Runs a constant PRAGMA and copies its first result into buf. */
 static int
 pragma(sqlite3 *db, const char *sql, char *buf, size_t size)
 {
-	sqlite3_stmt *s = NULL;
-	const unsigned char *v;
-	int rc, r = 0;
+	int r = sqlutil_pragma(db, sql, buf, size);
 
-	rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		v = sqlite3_column_text(s, 0);
-		(void)snprintf(buf, size, "%s",
-		    v != NULL ? (const char *)v : "");
-	} else
-		r = rc == SQLITE_DONE ? -EBADMSG : cache_errno(rc);
-	(void)sqlite3_finalize(s);
-	return r;
+	return r == -ENODATA ? -EBADMSG : as_cache(r);
+}
+
+/* Runs constant SQL (pragmas, schema); never used with data. */
+static int
+exec_sql(sqlite3 *db, const char *sql)
+{
+	return as_cache(sqlutil_exec(db, sql));
 }
 
 /* Returns a malloc'd "a/b", or NULL on ENOMEM. */
@@ -802,8 +752,8 @@ cache_tx_begin(struct cache *c)
 
 	r = cache_exec(c->stmt[ST_BEGIN], SQLITE_OK);
 	for (i = 0; r == 0 && i < c->ntouch; i++) {
-		cache_bind_int(s, 1, c->touch[i].id, &rc);
-		cache_bind_int(s, 2, c->touch[i].at, &rc);
+		sqlutil_bind_int(s, 1, c->touch[i].id, &rc);
+		sqlutil_bind_int(s, 2, c->touch[i].at, &rc);
 		r = cache_exec(s, rc);
 	}
 	c->ntouch = 0; /* on failure they are lost: only LRU order suffers */
@@ -860,8 +810,8 @@ fetch_victims(struct cache *c, int64_t keep, int64_t *id, int64_t *size)
 	sqlite3_stmt *s = c->stmt[ST_VICTIMS];
 	int n = 0, rc = SQLITE_OK;
 
-	cache_bind_int(s, 1, keep, &rc);
-	cache_bind_int(s, 2, CACHE_EVICT_BATCH, &rc);
+	sqlutil_bind_int(s, 1, keep, &rc);
+	sqlutil_bind_int(s, 2, CACHE_EVICT_BATCH, &rc);
 	while (rc == SQLITE_OK && n < CACHE_EVICT_BATCH) {
 		rc = sqlite3_step(s);
 		if (rc != SQLITE_ROW)
@@ -871,7 +821,7 @@ fetch_victims(struct cache *c, int64_t keep, int64_t *id, int64_t *size)
 		n++;
 		rc = SQLITE_OK;
 	}
-	cache_stmt_reset(s);
+	sqlutil_reset(s);
 	return rc == SQLITE_OK || rc == SQLITE_DONE ? n : cache_errno(rc);
 }
 
@@ -900,7 +850,7 @@ evict_entries(struct cache *c, int64_t keep, uint64_t *bytes, uint64_t *count,
 			if (*bytes <= cap)
 				extra--;
 			rc = SQLITE_OK;
-			cache_bind_int(c->stmt[ST_DEL], 1, id[i], &rc);
+			sqlutil_bind_int(c->stmt[ST_DEL], 1, id[i], &rc);
 			r = cache_exec(c->stmt[ST_DEL], rc);
 			if (r < 0)
 				return r;
@@ -930,21 +880,21 @@ put_tx(struct cache *c, const char *key, const char *resource,
 	r = cache_tx_begin(c);
 	if (r < 0)
 		return r;
-	cache_bind_int(c->stmt[ST_FIND], 1, kid, &rc);
+	sqlutil_bind_int(c->stmt[ST_FIND], 1, kid, &rc);
 	r = cache_query_pair(c->stmt[ST_FIND], rc, &id, &old_size);
 	if (r < 0)
 		goto out;
 	found = r > 0;
 	count = c->entries + !found;
 	rc = SQLITE_OK;
-	cache_bind_int(s, 1, kid, &rc);
-	cache_bind_text(s, 2, key, &rc);
-	cache_bind_text(s, 3, resource, &rc);
-	cache_bind_text(s, 4, cache_scope_str(scope), &rc);
-	cache_bind_text(s, 5, path, &rc);
-	cache_bind_int(s, 6, (int64_t)now, &rc);
-	cache_bind_int(s, 7, (int64_t)(now + ttl), &rc);
-	cache_bind_int(s, 8, (int64_t)size, &rc);
+	sqlutil_bind_int(s, 1, kid, &rc);
+	sqlutil_bind_text(s, 2, key, &rc);
+	sqlutil_bind_text(s, 3, resource, &rc);
+	sqlutil_bind_text(s, 4, cache_scope_str(scope), &rc);
+	sqlutil_bind_text(s, 5, path, &rc);
+	sqlutil_bind_int(s, 6, (int64_t)now, &rc);
+	sqlutil_bind_int(s, 7, (int64_t)(now + ttl), &rc);
+	sqlutil_bind_int(s, 8, (int64_t)size, &rc);
 	/* A NULL blob pointer would bind NULL, not an empty body. */
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_blob(s, 9, len > 0 ? body : empty, (int)len,
@@ -1007,11 +957,11 @@ drop_key(struct cache *c, const char *key)
 	int rc = SQLITE_OK, r;
 
 	hotset_drop_key(&c->hot, key_id(key), key);
-	cache_bind_int(c->stmt[ST_FIND], 1, key_id(key), &rc);
+	sqlutil_bind_int(c->stmt[ST_FIND], 1, key_id(key), &rc);
 	r = cache_query_pair(c->stmt[ST_FIND], rc, &id, &size);
 	if (r > 0) {
 		rc = SQLITE_OK;
-		cache_bind_int(c->stmt[ST_DEL], 1, id, &rc);
+		sqlutil_bind_int(c->stmt[ST_DEL], 1, id, &rc);
 		r = cache_exec(c->stmt[ST_DEL], rc);
 		if (r == 0) {
 			c->entries--;
@@ -1243,7 +1193,7 @@ db_get(struct cache *c, const char *key, struct hotset_entry *row)
 	size_t len;
 	int rc = SQLITE_OK, r;
 
-	cache_bind_int(s, 1, key_id(key), &rc);
+	sqlutil_bind_int(s, 1, key_id(key), &rc);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(s);
 	/* Another key with the same kid (a 63-bit collision) is a miss. */
@@ -1253,7 +1203,7 @@ db_get(struct cache *c, const char *key, struct hotset_entry *row)
 			rc = SQLITE_DONE;
 	}
 	if (rc != SQLITE_ROW) {
-		cache_stmt_reset(s);
+		sqlutil_reset(s);
 		r = rc == SQLITE_DONE ? -ENOENT : cache_errno(rc);
 		if (cache_needs_rebuild(r)) {
 			cache_rebuild(c);
@@ -1275,7 +1225,7 @@ db_get(struct cache *c, const char *key, struct hotset_entry *row)
 		row->len = len;
 		(void)snprintf(row->key, sizeof(row->key), "%s", key);
 	}
-	cache_stmt_reset(s);
+	sqlutil_reset(s);
 	return row->body != NULL ? 0 : -ENOMEM;
 }
 

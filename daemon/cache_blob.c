@@ -129,7 +129,7 @@ blob_known(struct cache *c, const char *sha, int64_t *ret_size)
 	int64_t size = 0;
 	int rc = SQLITE_OK;
 
-	cache_bind_text(c->stmt[ST_BLOB_GET], 1, sha, &rc);
+	sqlutil_bind_text(c->stmt[ST_BLOB_GET], 1, sha, &rc);
 	if (cache_query_pair(c->stmt[ST_BLOB_GET], rc, &size, NULL) <= 0)
 		return false;
 	if (ret_size != NULL)
@@ -200,13 +200,13 @@ cache_blob_reconcile(struct cache *c)
 		if (r < 0)
 			break;
 	}
-	cache_stmt_reset(s);
+	sqlutil_reset(s);
 	if (r == 0 && rc != SQLITE_DONE)
 		r = cache_errno(rc);
 	unlink_blobs(c, &gone);
 	for (i = 0; r == 0 && i < gone.n; i++) {
 		rc = SQLITE_OK;
-		cache_bind_text(c->stmt[ST_BLOB_DEL], 1, gone.v[i], &rc);
+		sqlutil_bind_text(c->stmt[ST_BLOB_DEL], 1, gone.v[i], &rc);
 		r = cache_exec(c->stmt[ST_BLOB_DEL], rc);
 	}
 	free(gone.v);
@@ -227,7 +227,7 @@ blob_drop(struct cache *c, const char *sha, int64_t size)
 {
 	int rc = SQLITE_OK, r;
 
-	cache_bind_text(c->stmt[ST_BLOB_DEL], 1, sha, &rc);
+	sqlutil_bind_text(c->stmt[ST_BLOB_DEL], 1, sha, &rc);
 	r = cache_exec(c->stmt[ST_BLOB_DEL], rc);
 	if (r == 0 && sqlite3_changes(c->db) > 0) {
 		c->blobs--;
@@ -259,8 +259,8 @@ pick_blobs(struct cache *c, const char *keep, uint64_t *bytes, uint64_t *count,
 	size_t first = victims->n;
 	int rc = SQLITE_OK, r = 0;
 
-	cache_bind_text(s, 1, keep, &rc);
-	cache_bind_int(s, 2, CACHE_EVICT_BATCH, &rc);
+	sqlutil_bind_text(s, 1, keep, &rc);
+	sqlutil_bind_int(s, 2, CACHE_EVICT_BATCH, &rc);
 	while (rc == SQLITE_OK && r == 0 && *bytes > c->max_blob_bytes) {
 		rc = sqlite3_step(s);
 		if (rc != SQLITE_ROW)
@@ -276,7 +276,7 @@ pick_blobs(struct cache *c, const char *keep, uint64_t *bytes, uint64_t *count,
 			(*count)--;
 		}
 	}
-	cache_stmt_reset(s);
+	sqlutil_reset(s);
 	if (r == 0 && rc != SQLITE_OK && rc != SQLITE_DONE)
 		r = cache_errno(rc);
 	return r < 0 ? r : (int)(victims->n - first);
@@ -301,7 +301,7 @@ evict_blobs(struct cache *c, const char *keep, uint64_t *bytes, uint64_t *count,
 			break;
 		for (i = first; r >= 0 && i < victims->n; i++) {
 			rc = SQLITE_OK;
-			cache_bind_text(c->stmt[ST_BLOB_DEL], 1, victims->v[i],
+			sqlutil_bind_text(c->stmt[ST_BLOB_DEL], 1, victims->v[i],
 			    &rc);
 			r = cache_exec(c->stmt[ST_BLOB_DEL], rc);
 		}
@@ -331,23 +331,23 @@ blob_store(struct cache *c, const char *sha, uint64_t size,
 	known = blob_known(c, sha, NULL);
 	*ret_known = known;
 	s = c->stmt[ST_BLOB_PUT];
-	cache_bind_text(s, 1, sha, &rc);
-	cache_bind_int(s, 2, (int64_t)size, &rc);
-	cache_bind_int(s, 3, (int64_t)now, &rc);
+	sqlutil_bind_text(s, 1, sha, &rc);
+	sqlutil_bind_int(s, 2, (int64_t)size, &rc);
+	sqlutil_bind_int(s, 3, (int64_t)now, &rc);
 	r = cache_exec(s, rc);
 	if (r < 0)
 		goto out;
 	s = c->stmt[ST_INDEX_PUT];
 	rc = SQLITE_OK;
-	cache_bind_text(s, 1, k->fingerprint, &rc);
-	cache_bind_text(s, 2, cache_scope_str(k->scope), &rc);
-	cache_bind_text(s, 3, k->run_id, &rc);
-	cache_bind_text(s, 4, k->filename, &rc);
-	cache_bind_text(s, 5, sha, &rc);
-	cache_bind_text(s, 6,
+	sqlutil_bind_text(s, 1, k->fingerprint, &rc);
+	sqlutil_bind_text(s, 2, cache_scope_str(k->scope), &rc);
+	sqlutil_bind_text(s, 3, k->run_id, &rc);
+	sqlutil_bind_text(s, 4, k->filename, &rc);
+	sqlutil_bind_text(s, 5, sha, &rc);
+	sqlutil_bind_text(s, 6,
 	    ctype != NULL && strlen(ctype) < CACHE_CTYPE_SIZE ? ctype : "",
 	    &rc);
-	cache_bind_int(s, 7, (int64_t)now, &rc);
+	sqlutil_bind_int(s, 7, (int64_t)now, &rc);
 	r = cache_exec(s, rc);
 	if (r < 0)
 		goto out;
@@ -566,14 +566,14 @@ cache_blob_lookup(struct cache *c, const struct cache_blob_key *key,
 	if (c->db == NULL)
 		return -ENOENT;
 	s = c->stmt[ST_INDEX_GET];
-	cache_bind_text(s, 1, key->fingerprint, &rc);
-	cache_bind_text(s, 2, cache_scope_str(key->scope), &rc);
-	cache_bind_text(s, 3, key->run_id, &rc);
-	cache_bind_text(s, 4, key->filename, &rc);
+	sqlutil_bind_text(s, 1, key->fingerprint, &rc);
+	sqlutil_bind_text(s, 2, cache_scope_str(key->scope), &rc);
+	sqlutil_bind_text(s, 3, key->run_id, &rc);
+	sqlutil_bind_text(s, 4, key->filename, &rc);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(s);
 	if (rc != SQLITE_ROW) {
-		cache_stmt_reset(s);
+		sqlutil_reset(s);
 		r = rc == SQLITE_DONE ? -ENOENT : cache_errno(rc);
 		if (cache_needs_rebuild(r)) {
 			cache_rebuild(c);
@@ -596,7 +596,7 @@ cache_blob_lookup(struct cache *c, const struct cache_blob_key *key,
 		ret->age_ms =
 		    (int64_t)now_ms > stored ? now_ms - (uint64_t)stored : 0;
 	}
-	cache_stmt_reset(s);
+	sqlutil_reset(s);
 	return r;
 }
 
@@ -631,8 +631,8 @@ cache_blob_open(struct cache *c, const char *sha, uint64_t now_ms, int *ret_fd)
 		blob_drop(c, sha, size);
 		return -ENOENT;
 	}
-	cache_bind_text(c->stmt[ST_BLOB_TOUCH], 1, sha, &rc);
-	cache_bind_int(c->stmt[ST_BLOB_TOUCH], 2, (int64_t)now_ms, &rc);
+	sqlutil_bind_text(c->stmt[ST_BLOB_TOUCH], 1, sha, &rc);
+	sqlutil_bind_int(c->stmt[ST_BLOB_TOUCH], 2, (int64_t)now_ms, &rc);
 	r = cache_exec(c->stmt[ST_BLOB_TOUCH], rc);
 	if (cache_needs_rebuild(r))
 		c->broken = true; /* the fd is good; rebuild on the next call */
@@ -649,7 +649,7 @@ cache_blob_forget(struct cache *c, const char *run_id)
 	if (c->db == NULL)
 		return 0;
 	if (run_id != NULL) {
-		cache_bind_text(c->stmt[ST_INDEX_FORGET], 1, run_id, &rc);
+		sqlutil_bind_text(c->stmt[ST_INDEX_FORGET], 1, run_id, &rc);
 		r = cache_exec(c->stmt[ST_INDEX_FORGET], rc);
 	} else
 		r = cache_exec(c->stmt[ST_INDEX_CLEAR], SQLITE_OK);

@@ -19,6 +19,7 @@
 
 #include "cache.h"
 #include "hotset.h"
+#include "sqlutil.h"
 
 #define CACHE_TOUCH_BATCH 64 /* pending last-use writes before a flush */
 #define CACHE_EVICT_BATCH 64 /* victims fetched per query */
@@ -109,9 +110,6 @@ struct cache {
 /* cache.c */
 int cache_errno(int rc);
 bool cache_needs_rebuild(int r);
-void cache_stmt_reset(sqlite3_stmt *s);
-void cache_bind_text(sqlite3_stmt *s, int i, const char *v, int *rc);
-void cache_bind_int(sqlite3_stmt *s, int i, int64_t v, int *rc);
 /* Steps a statement that returns no rows to completion; resets it. */
 int cache_exec(sqlite3_stmt *s, int rc);
 /* Steps a two-integer query: 1 and the values, 0 if no row, or -errno. */

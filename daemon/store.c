@@ -26,6 +26,7 @@
 
 #include "idset.h"
 #include "sig.h"
+#include "sqlutil.h"
 #include "store.h"
 
 #define STORE_BUSY_TIMEOUT_MS 50 /* another process holds a lock: give up */
@@ -317,10 +318,6 @@ struct iter_ctx {
 
 typedef int (*row_fn)(sqlite3_stmt *s, const struct iter_ctx *c);
 
-static int store_errno(int rc);
-static void stmt_reset(sqlite3_stmt *s);
-static void bind_text(sqlite3_stmt *s, int i, const char *v, int *rc);
-static void bind_int(sqlite3_stmt *s, int i, int64_t v, int *rc);
 static void bind_opt_int(sqlite3_stmt *s, int i, int64_t v, int *rc);
 static int exec_stmt(sqlite3_stmt *s, int rc);
 static int query_int(sqlite3_stmt *s, int rc, int64_t *ret);
@@ -332,8 +329,6 @@ static int sp_end(struct store *st, int r);
 static int tighten_mode(const char *path, bool must_exist);
 static int sync_parent_dir(const char *path);
 static int create_file(const char *path);
-static int exec_sql(sqlite3 *db, const char *sql);
-static int pragma(sqlite3 *db, const char *sql, char *buf, size_t size);
 static int configure(sqlite3 *db);
 static int migrate(sqlite3 *db);
 static int prepare_all(struct store *st);
@@ -355,76 +350,6 @@ static int prune_one_run(struct store *st, int64_t run_id, int64_t *budget);
 static int prune_runs(struct store *st, const struct store_retention *r,
     int64_t now, int64_t *budget);
 
-/* Maps a (possibly extended) SQLite result code to -errno; OK/ROW/DONE: 0. */
-static int
-store_errno(int rc)
-{
-	switch (rc) {
-	case SQLITE_CONSTRAINT_UNIQUE:
-	case SQLITE_CONSTRAINT_PRIMARYKEY:
-		return -EEXIST;
-	default:
-		break;
-	}
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_ROW:
-	case SQLITE_DONE:
-		return 0;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return -EBADMSG;
-	case SQLITE_CONSTRAINT:
-		return -EINVAL; /* NOT NULL, CHECK: a caller's bad value */
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_READONLY:
-		return -EROFS;
-	case SQLITE_PERM:
-	case SQLITE_AUTH:
-		return -EACCES;
-	case SQLITE_TOOBIG:
-		return -E2BIG;
-	default:
-		return -EIO;
-	}
-}
-
-static void
-stmt_reset(sqlite3_stmt *s)
-{
-	/* reset returns the last step's error, already handled by then. */
-	(void)sqlite3_reset(s);
-	(void)sqlite3_clear_bindings(s);
-}
-
-/*
- * Binders keep the first failure in *rc so a statement's bindings read as
- * a list, and the step helpers below take that rc: on a binding failure
- * they only reset the statement and return the error. Pointers are bound
- * SQLITE_STATIC because every statement is reset before its caller
- * returns. NULL text binds SQL NULL.
- */
-static void
-bind_text(sqlite3_stmt *s, int i, const char *v, int *rc)
-{
-	if (*rc == SQLITE_OK)
-		*rc = v != NULL ? sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC)
-		                : sqlite3_bind_null(s, i);
-}
-
-static void
-bind_int(sqlite3_stmt *s, int i, int64_t v, int *rc)
-{
-	if (*rc == SQLITE_OK)
-		*rc = sqlite3_bind_int64(s, i, v);
-}
-
 /* 0 means "none" in the API and NULL in the database. */
 static void
 bind_opt_int(sqlite3_stmt *s, int i, int64_t v, int *rc)
@@ -440,8 +365,8 @@ exec_stmt(sqlite3_stmt *s, int rc)
 {
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(s);
-	stmt_reset(s);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store_errno(rc);
+	sqlutil_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlutil_errno(rc);
 }
 
 /*
@@ -459,8 +384,8 @@ query_int(sqlite3_stmt *s, int rc, int64_t *ret)
 		*ret = sqlite3_column_int64(s, 0);
 		r = 1;
 	} else
-		r = rc == SQLITE_DONE ? 0 : store_errno(rc);
-	stmt_reset(s);
+		r = rc == SQLITE_DONE ? 0 : sqlutil_errno(rc);
+	sqlutil_reset(s);
 	return r;
 }
 
@@ -480,7 +405,7 @@ for_each_row(sqlite3_stmt *s, int rc, row_fn fn, const struct iter_ctx *c)
 	int n = 0, r;
 
 	if (rc != SQLITE_OK) {
-		r = store_errno(rc);
+		r = sqlutil_errno(rc);
 		goto out;
 	}
 	for (;;) {
@@ -488,7 +413,7 @@ for_each_row(sqlite3_stmt *s, int rc, row_fn fn, const struct iter_ctx *c)
 		if (rc == SQLITE_DONE)
 			break;
 		if (rc != SQLITE_ROW) {
-			r = store_errno(rc);
+			r = sqlutil_errno(rc);
 			goto out;
 		}
 		n++;
@@ -500,7 +425,7 @@ for_each_row(sqlite3_stmt *s, int rc, row_fn fn, const struct iter_ctx *c)
 	}
 	r = n;
 out:
-	stmt_reset(s);
+	sqlutil_reset(s);
 	return r;
 }
 
@@ -609,37 +534,6 @@ create_file(const char *path)
 	return r;
 }
 
-/* Runs constant SQL (pragmas, migrations); never used with data. */
-static int
-exec_sql(sqlite3 *db, const char *sql)
-{
-	return store_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
-}
-
-/*
- * Runs a constant PRAGMA and copies its first result into buf (truncated).
- * Returns 0, -ENODATA if it returned no row, or -errno. A file that is not
- * SQLite at all fails here already, while the statement is prepared.
- */
-static int
-pragma(sqlite3 *db, const char *sql, char *buf, size_t size)
-{
-	sqlite3_stmt *s = NULL;
-	const unsigned char *v;
-	int rc, r = 0;
-
-	rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		v = sqlite3_column_text(s, 0);
-		(void)snprintf(buf, size, "%s", v ? (const char *)v : "");
-	} else
-		r = rc == SQLITE_DONE ? -ENODATA : store_errno(rc);
-	(void)sqlite3_finalize(s);
-	return r;
-}
-
 static int
 configure(sqlite3 *db)
 {
@@ -650,19 +544,19 @@ configure(sqlite3 *db)
 	 * quick_check is O(size) and catches what a crash or a stray write
 	 * does to pages, without integrity_check's index cross-checks.
 	 */
-	r = pragma(db, "PRAGMA quick_check(1)", res, sizeof(res));
+	r = sqlutil_pragma(db, "PRAGMA quick_check(1)", res, sizeof(res));
 	if (r < 0)
 		return r == -ENODATA ? -EBADMSG : r;
 	if (strcmp(res, "ok") != 0)
 		return -EBADMSG;
 	/* The mode stays as it was where WAL is impossible (NFS, no mmap). */
-	r = pragma(db, "PRAGMA journal_mode=WAL", res, sizeof(res));
+	r = sqlutil_pragma(db, "PRAGMA journal_mode=WAL", res, sizeof(res));
 	if (r < 0)
 		return r;
 	if (strcmp(res, "wal") != 0)
 		return -ENOTSUP;
 	/* FULL: in WAL mode every commit fsyncs the WAL, so it survives. */
-	return exec_sql(db,
+	return sqlutil_exec(db,
 	    "PRAGMA synchronous=FULL;"
 	    "PRAGMA secure_delete=ON;"
 	    "PRAGMA cell_size_check=ON;"
@@ -678,10 +572,10 @@ migrate(sqlite3 *db)
 	long version;
 	int r;
 
-	r = exec_sql(db, "BEGIN IMMEDIATE");
+	r = sqlutil_exec(db, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
-	r = pragma(db, "PRAGMA user_version", res, sizeof(res));
+	r = sqlutil_pragma(db, "PRAGMA user_version", res, sizeof(res));
 	if (r < 0)
 		goto out;
 	version = strtol(res, NULL, 10);
@@ -691,18 +585,18 @@ migrate(sqlite3 *db)
 	}
 	if (version < STORE_SCHEMA_VERSION) {
 		for (; version < STORE_SCHEMA_VERSION && r == 0; version++)
-			r = exec_sql(db, migrations[version]);
+			r = sqlutil_exec(db, migrations[version]);
 		(void)snprintf(sql, sizeof(sql), "PRAGMA user_version=%d",
 		    STORE_SCHEMA_VERSION);
 		if (r == 0)
-			r = exec_sql(db, sql);
+			r = sqlutil_exec(db, sql);
 	}
 	/* Up to date: an empty commit, which writes nothing. */
 	if (r == 0)
-		r = exec_sql(db, "COMMIT");
+		r = sqlutil_exec(db, "COMMIT");
 out:
 	if (r < 0)
-		(void)exec_sql(db, "ROLLBACK");
+		(void)sqlutil_exec(db, "ROLLBACK");
 	return r;
 }
 
@@ -716,7 +610,7 @@ prepare_all(struct store *st)
 		rc = sqlite3_prepare_v3(st->db, stmt_sql[i], -1,
 		    SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL);
 		if (rc != SQLITE_OK)
-			return store_errno(rc);
+			return sqlutil_errno(rc);
 	}
 	return 0;
 }
@@ -740,7 +634,7 @@ store_open(const char *path, struct store **ret)
 	if (rc != SQLITE_OK) {
 		r = st->db != NULL && sqlite3_system_errno(st->db) > 0
 		    ? -sqlite3_system_errno(st->db)
-		    : store_errno(rc);
+		    : sqlutil_errno(rc);
 		goto out_close;
 	}
 	(void)sqlite3_extended_result_codes(st->db, 1);
@@ -840,7 +734,7 @@ store_defer_checkpoints(struct store *st)
 {
 	int r;
 
-	r = exec_sql(st->db, "PRAGMA wal_autocheckpoint=0");
+	r = sqlutil_exec(st->db, "PRAGMA wal_autocheckpoint=0");
 	if (r < 0)
 		return r;
 	(void)sqlite3_wal_hook(st->db, wal_hook, st);
@@ -862,7 +756,7 @@ store_checkpoint_due(struct store *st)
 	    NULL, NULL);
 	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
 		return 0;
-	return rc == SQLITE_OK ? 1 : store_errno(rc);
+	return rc == SQLITE_OK ? 1 : sqlutil_errno(rc);
 }
 
 bool
@@ -934,8 +828,8 @@ load_ids(struct store *st)
 			break;
 	}
 	if (r == 0 && rc != SQLITE_DONE)
-		r = store_errno(rc);
-	stmt_reset(s);
+		r = sqlutil_errno(rc);
+	sqlutil_reset(s);
 	if (r < 0) {
 		idset_free(st->ids);
 		st->ids = NULL;
@@ -981,11 +875,11 @@ store_inbox_add(struct store *st, const struct store_webhook *wh,
 	if (st->in_batch && st->npending == st->pendcap &&
 	    (r = grow_pending(st)) < 0)
 		return r;
-	bind_text(s, 1, wh->webhook_id, &rc);
-	bind_int(s, 2, wh->received_at, &rc);
-	bind_text(s, 3, wh->event_type, &rc);
+	sqlutil_bind_text(s, 1, wh->webhook_id, &rc);
+	sqlutil_bind_int(s, 2, wh->received_at, &rc);
+	sqlutil_bind_text(s, 3, wh->event_type, &rc);
 	bind_opt_int(s, 4, wh->run_id, &rc);
-	bind_text(s, 5, wh->headers != NULL ? wh->headers : "{}", &rc);
+	sqlutil_bind_text(s, 5, wh->headers != NULL ? wh->headers : "{}", &rc);
 	/* A NULL blob pointer would bind NULL, not an empty body. */
 	if (rc == SQLITE_OK)
 		rc = wh->body_len > 0 ? sqlite3_bind_blob(s, 6, wh->body,
@@ -1038,8 +932,8 @@ store_inbox_iter(struct store *st, int64_t after_seq, size_t limit,
 	assert(cb != NULL);
 	if (sqlite3_stmt_busy(s))
 		return -EBUSY;
-	bind_int(s, 1, after_seq, &rc);
-	bind_int(s, 2, limit_arg(limit), &rc);
+	sqlutil_bind_int(s, 1, after_seq, &rc);
+	sqlutil_bind_int(s, 2, limit_arg(limit), &rc);
 	return for_each_row(s, rc, inbox_row, &c);
 }
 
@@ -1054,7 +948,7 @@ store_inbox_get(struct store *st, const char *webhook_id, store_inbox_cb cb,
 	assert(webhook_id != NULL && cb != NULL);
 	if (sqlite3_stmt_busy(s))
 		return -EBUSY;
-	bind_text(s, 1, webhook_id, &rc);
+	sqlutil_bind_text(s, 1, webhook_id, &rc);
 	r = for_each_row(s, rc, inbox_row, &c);
 	return r == 0 ? -ENOENT : r;
 }
@@ -1080,7 +974,7 @@ store_inbox_next_seq(struct store *st, int64_t after_seq, int64_t *ret_seq)
 	int64_t seq = 0;
 	int rc = SQLITE_OK, r;
 
-	bind_int(s, 1, after_seq, &rc);
+	sqlutil_bind_int(s, 1, after_seq, &rc);
 	r = query_int(s, rc, &seq); /* min() of no rows is NULL, read as 0 */
 	if (r < 0)
 		return r;
@@ -1096,7 +990,7 @@ store_consumer_get(struct store *st, const char *name, int64_t *ret_acked)
 	int rc = SQLITE_OK, r;
 
 	assert(name != NULL && ret_acked != NULL);
-	bind_text(s, 1, name, &rc);
+	sqlutil_bind_text(s, 1, name, &rc);
 	r = query_int(s, rc, &acked);
 	if (r < 0)
 		return r;
@@ -1113,8 +1007,8 @@ store_consumer_set(struct store *st, const char *name, int64_t acked_seq)
 	int rc = SQLITE_OK;
 
 	assert(name != NULL);
-	bind_text(s, 1, name, &rc);
-	bind_int(s, 2, acked_seq, &rc);
+	sqlutil_bind_text(s, 1, name, &rc);
+	sqlutil_bind_int(s, 2, acked_seq, &rc);
 	return exec_stmt(s, rc);
 }
 
@@ -1125,7 +1019,7 @@ store_consumer_del(struct store *st, const char *name)
 	int rc = SQLITE_OK;
 
 	assert(name != NULL);
-	bind_text(s, 1, name, &rc);
+	sqlutil_bind_text(s, 1, name, &rc);
 	return changes_or_enoent(st, exec_stmt(s, rc));
 }
 
@@ -1139,9 +1033,9 @@ store_secret_add(struct store *st, const char *secret, const char *endpoint_id,
 	assert(secret != NULL);
 	if (*secret == '\0')
 		return -EINVAL;
-	bind_text(s, 1, secret, &rc);
-	bind_text(s, 2, endpoint_id, &rc);
-	bind_int(s, 3, created_at, &rc);
+	sqlutil_bind_text(s, 1, secret, &rc);
+	sqlutil_bind_text(s, 2, endpoint_id, &rc);
+	sqlutil_bind_int(s, 3, created_at, &rc);
 	bind_opt_int(s, 4, not_after, &rc);
 	r = exec_stmt(s, rc);
 	if (r == 0 && ret_id != NULL)
@@ -1182,7 +1076,7 @@ store_secret_set_not_after(struct store *st, int64_t id, int64_t not_after)
 	sqlite3_stmt *s = st->stmt[ST_SECRET_NOT_AFTER];
 	int rc = SQLITE_OK;
 
-	bind_int(s, 1, id, &rc);
+	sqlutil_bind_int(s, 1, id, &rc);
 	bind_opt_int(s, 2, not_after, &rc);
 	return changes_or_enoent(st, exec_stmt(s, rc));
 }
@@ -1193,7 +1087,7 @@ store_secret_del(struct store *st, int64_t id)
 	sqlite3_stmt *s = st->stmt[ST_SECRET_DEL];
 	int rc = SQLITE_OK;
 
-	bind_int(s, 1, id, &rc);
+	sqlutil_bind_int(s, 1, id, &rc);
 	return changes_or_enoent(st, exec_stmt(s, rc));
 }
 
@@ -1206,8 +1100,8 @@ store_key_set(struct store *st, const struct sig_key *key, int64_t now)
 	assert(key != NULL);
 	if (!sig_key_isset(key))
 		return -ENOKEY;
-	bind_text(s, 1, sig_key_get(key), &rc);
-	bind_int(s, 2, now, &rc);
+	sqlutil_bind_text(s, 1, sig_key_get(key), &rc);
+	sqlutil_bind_int(s, 2, now, &rc);
 	return exec_stmt(s, rc);
 }
 
@@ -1227,8 +1121,8 @@ store_key_get(struct store *st, struct sig_key *key)
 		                    (size_t)sqlite3_column_bytes(s, 0))
 		              : -ENOMEM;
 	} else
-		r = rc == SQLITE_DONE ? -ENOENT : store_errno(rc);
-	stmt_reset(s);
+		r = rc == SQLITE_DONE ? -ENOENT : sqlutil_errno(rc);
+	sqlutil_reset(s);
 	return r;
 }
 
@@ -1252,15 +1146,15 @@ store_run_append(struct store *st, int64_t run_id, int64_t seq,
 	if (r < 0)
 		return r;
 	s = st->stmt[ST_RUN_APPEND];
-	bind_int(s, 1, run_id, &rc);
-	bind_int(s, 2, seq, &rc);
+	sqlutil_bind_int(s, 1, run_id, &rc);
+	sqlutil_bind_int(s, 2, seq, &rc);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_text(s, 3, event, (int)len, SQLITE_STATIC);
 	r = exec_stmt(s, rc);
 	if (r == 0) {
 		s = st->stmt[ST_RUN_TOUCH];
-		bind_int(s, 1, run_id, &rc);
-		bind_int(s, 2, now, &rc);
+		sqlutil_bind_int(s, 1, run_id, &rc);
+		sqlutil_bind_int(s, 2, now, &rc);
 		r = exec_stmt(s, rc);
 	}
 	return sp_end(st, r);
@@ -1282,8 +1176,8 @@ store_run_append_many(struct store *st, int64_t run_id,
 		return r;
 	/* One statement per event and one savepoint for them all. */
 	for (size_t i = 0; r == 0 && i < n; i++) {
-		bind_int(s, 1, run_id, &rc);
-		bind_int(s, 2, evs[i].seq, &rc);
+		sqlutil_bind_int(s, 1, run_id, &rc);
+		sqlutil_bind_int(s, 2, evs[i].seq, &rc);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_bind_text(s, 3, evs[i].event,
 			    (int)evs[i].len, SQLITE_STATIC);
@@ -1291,8 +1185,8 @@ store_run_append_many(struct store *st, int64_t run_id,
 	}
 	if (r == 0) {
 		s = st->stmt[ST_RUN_TOUCH];
-		bind_int(s, 1, run_id, &rc);
-		bind_int(s, 2, now, &rc);
+		sqlutil_bind_int(s, 1, run_id, &rc);
+		sqlutil_bind_int(s, 2, now, &rc);
 		r = exec_stmt(s, rc);
 	}
 	return sp_end(st, r);
@@ -1323,9 +1217,9 @@ store_run_iter(struct store *st, int64_t run_id, int64_t after_seq,
 	assert(cb != NULL);
 	if (sqlite3_stmt_busy(s))
 		return -EBUSY;
-	bind_int(s, 1, run_id, &rc);
-	bind_int(s, 2, after_seq, &rc);
-	bind_int(s, 3, limit_arg(limit), &rc);
+	sqlutil_bind_int(s, 1, run_id, &rc);
+	sqlutil_bind_int(s, 2, after_seq, &rc);
+	sqlutil_bind_int(s, 3, limit_arg(limit), &rc);
 	return for_each_row(s, rc, run_row, &c);
 }
 
@@ -1336,7 +1230,7 @@ store_run_last_seq(struct store *st, int64_t run_id, int64_t *ret_seq)
 	int64_t seq = 0;
 	int rc = SQLITE_OK, r;
 
-	bind_int(s, 1, run_id, &rc);
+	sqlutil_bind_int(s, 1, run_id, &rc);
 	r = query_int(s, rc, &seq); /* max() of no rows is NULL, read as 0 */
 	if (r < 0)
 		return r;
@@ -1350,8 +1244,8 @@ store_run_mark_terminal(struct store *st, int64_t run_id, int64_t now)
 	sqlite3_stmt *s = st->stmt[ST_RUN_TERMINAL];
 	int rc = SQLITE_OK;
 
-	bind_int(s, 1, run_id, &rc);
-	bind_int(s, 2, now, &rc);
+	sqlutil_bind_int(s, 1, run_id, &rc);
+	sqlutil_bind_int(s, 2, now, &rc);
 	return exec_stmt(s, rc);
 }
 
@@ -1363,7 +1257,7 @@ store_run_status(struct store *st, int64_t run_id, bool *ret_terminal)
 	int rc = SQLITE_OK, r;
 
 	assert(ret_terminal != NULL);
-	bind_int(s, 1, run_id, &rc);
+	sqlutil_bind_int(s, 1, run_id, &rc);
 	r = query_int(s, rc, &terminal);
 	if (r < 0)
 		return r;
@@ -1383,11 +1277,11 @@ store_run_finish(struct store *st, int64_t run_id, const char *result,
 	assert(result != NULL);
 	if (len > INT_MAX)
 		return -E2BIG;
-	bind_int(s, 1, run_id, &rc);
-	bind_int(s, 2, now, &rc);
+	sqlutil_bind_int(s, 1, run_id, &rc);
+	sqlutil_bind_int(s, 2, now, &rc);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_text(s, 3, result, (int)len, SQLITE_STATIC);
-	bind_int(s, 4, turn, &rc);
+	sqlutil_bind_int(s, 4, turn, &rc);
 	return exec_stmt(s, rc);
 }
 
@@ -1416,7 +1310,7 @@ store_run_get(struct store *st, int64_t run_id, store_run_info_cb cb,
 	assert(cb != NULL);
 	if (sqlite3_stmt_busy(s))
 		return -EBUSY;
-	bind_int(s, 1, run_id, &rc);
+	sqlutil_bind_int(s, 1, run_id, &rc);
 	r = for_each_row(s, rc, run_info_row, &c);
 	return r == 0 ? -ENOENT : r;
 }
@@ -1431,11 +1325,11 @@ store_run_delete(struct store *st, int64_t run_id)
 	if (r < 0)
 		return r;
 	s = st->stmt[ST_RUN_DEL_EVENTS];
-	bind_int(s, 1, run_id, &rc);
+	sqlutil_bind_int(s, 1, run_id, &rc);
 	r = exec_stmt(s, rc);
 	if (r == 0) {
 		s = st->stmt[ST_RUN_DEL];
-		bind_int(s, 1, run_id, &rc);
+		sqlutil_bind_int(s, 1, run_id, &rc);
 		r = exec_stmt(s, rc);
 	}
 	return sp_end(st, r);
@@ -1455,8 +1349,8 @@ prune_inbox(struct store *st, const struct store_retention *r, int64_t now,
 		if (e < 0)
 			return e;
 		s = st->stmt[ST_PRUNE_INBOX_SEQ];
-		bind_int(s, 1, last - r->inbox_max_count, &rc);
-		bind_int(s, 2, *budget, &rc);
+		sqlutil_bind_int(s, 1, last - r->inbox_max_count, &rc);
+		sqlutil_bind_int(s, 2, *budget, &rc);
 		e = exec_stmt(s, rc);
 		if (e < 0)
 			return e;
@@ -1464,8 +1358,8 @@ prune_inbox(struct store *st, const struct store_retention *r, int64_t now,
 	}
 	if (r->inbox_max_age > 0 && *budget > 0) {
 		s = st->stmt[ST_PRUNE_INBOX_AGE];
-		bind_int(s, 1, now - r->inbox_max_age, &rc);
-		bind_int(s, 2, *budget, &rc);
+		sqlutil_bind_int(s, 1, now - r->inbox_max_age, &rc);
+		sqlutil_bind_int(s, 2, *budget, &rc);
 		e = exec_stmt(s, rc);
 		if (e < 0)
 			return e;
@@ -1490,8 +1384,8 @@ pick_run(sqlite3_stmt *s, int rc, int64_t *ret_run_id, int *ret_state)
 		*ret_state = sqlite3_column_int(s, 1);
 		r = 1;
 	} else if (rc != SQLITE_DONE)
-		r = store_errno(rc);
-	stmt_reset(s);
+		r = sqlutil_errno(rc);
+	sqlutil_reset(s);
 	return r;
 }
 
@@ -1507,8 +1401,8 @@ prune_one_run(struct store *st, int64_t run_id, int64_t *budget)
 	int64_t asked = *budget, n;
 	int rc = SQLITE_OK, e;
 
-	bind_int(s, 1, run_id, &rc);
-	bind_int(s, 2, asked, &rc);
+	sqlutil_bind_int(s, 1, run_id, &rc);
+	sqlutil_bind_int(s, 2, asked, &rc);
 	e = exec_stmt(s, rc);
 	if (e < 0)
 		return e;
@@ -1517,12 +1411,12 @@ prune_one_run(struct store *st, int64_t run_id, int64_t *budget)
 	if (n == asked) {
 		/* What is left is no log to serve: hide it until it goes. */
 		s = st->stmt[ST_PRUNE_RUN_DOOM];
-		bind_int(s, 1, run_id, &rc);
+		sqlutil_bind_int(s, 1, run_id, &rc);
 		e = exec_stmt(s, rc);
 		return e < 0 ? e : 0;
 	}
 	s = st->stmt[ST_PRUNE_RUN_DEL];
-	bind_int(s, 1, run_id, &rc);
+	sqlutil_bind_int(s, 1, run_id, &rc);
 	e = exec_stmt(s, rc);
 	if (e < 0)
 		return e;
@@ -1555,7 +1449,7 @@ prune_runs(struct store *st, const struct store_retention *r, int64_t now,
 		if (e == 0 && r->runs_max_age > 0) {
 			sqlite3_stmt *s = st->stmt[ST_PRUNE_RUN_AGED];
 
-			bind_int(s, 1, now - r->runs_max_age, &rc);
+			sqlutil_bind_int(s, 1, now - r->runs_max_age, &rc);
 			e = pick_run(s, rc, &run_id, &state);
 		}
 		if (e == 0 && excess > 0)
@@ -1606,13 +1500,13 @@ store_audit_add(struct store *st, const struct store_audit *a)
 	sqlite3_stmt *s = st->stmt[ST_AUDIT_ADD];
 	int rc = SQLITE_OK;
 
-	bind_int(s, 1, a->time_ms, &rc);
-	bind_int(s, 2, a->uid, &rc);
-	bind_int(s, 3, a->pid, &rc);
-	bind_text(s, 4, a->comm != NULL ? a->comm : "", &rc);
-	bind_text(s, 5, a->method, &rc);
-	bind_int(s, 6, a->status, &rc);
-	bind_int(s, 7, a->duration_ms, &rc);
+	sqlutil_bind_int(s, 1, a->time_ms, &rc);
+	sqlutil_bind_int(s, 2, a->uid, &rc);
+	sqlutil_bind_int(s, 3, a->pid, &rc);
+	sqlutil_bind_text(s, 4, a->comm != NULL ? a->comm : "", &rc);
+	sqlutil_bind_text(s, 5, a->method, &rc);
+	sqlutil_bind_int(s, 6, a->status, &rc);
+	sqlutil_bind_int(s, 7, a->duration_ms, &rc);
 	return exec_stmt(s, rc);
 }
 
@@ -1643,9 +1537,9 @@ store_audit_list(struct store *st, int64_t uid, int64_t since_ms, size_t limit,
 
 	if (sqlite3_stmt_busy(s))
 		return -EBUSY;
-	bind_int(s, 1, uid, &rc);
-	bind_int(s, 2, since_ms, &rc);
-	bind_int(s, 3, limit > 0 && limit < INT64_MAX ? (int64_t)limit : -1,
+	sqlutil_bind_int(s, 1, uid, &rc);
+	sqlutil_bind_int(s, 2, since_ms, &rc);
+	sqlutil_bind_int(s, 3, limit > 0 && limit < INT64_MAX ? (int64_t)limit : -1,
 	    &rc);
 	return for_each_row(s, rc, audit_row, &c);
 }
@@ -1656,7 +1550,7 @@ store_audit_prune(struct store *st, int64_t keep, int64_t before_ms)
 	sqlite3_stmt *s = st->stmt[ST_AUDIT_PRUNE];
 	int rc = SQLITE_OK;
 
-	bind_int(s, 1, keep, &rc);
-	bind_int(s, 2, before_ms, &rc);
+	sqlutil_bind_int(s, 1, keep, &rc);
+	sqlutil_bind_int(s, 2, before_ms, &rc);
 	return exec_stmt(s, rc);
 }
