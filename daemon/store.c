@@ -321,6 +321,7 @@ typedef int (*row_fn)(sqlite3_stmt *s, const struct iter_ctx *c);
 static void bind_opt_int(sqlite3_stmt *s, int i, int64_t v, int *rc);
 static int exec_stmt(sqlite3_stmt *s, int rc);
 static int query_int(sqlite3_stmt *s, int rc, int64_t *ret);
+static int query_int0(sqlite3_stmt *s, int rc, int64_t *ret);
 static int changes_or_enoent(struct store *st, int r);
 static int
 for_each_row(sqlite3_stmt *s, int rc, row_fn fn, const struct iter_ctx *c);
@@ -387,6 +388,23 @@ query_int(sqlite3_stmt *s, int rc, int64_t *ret)
 		r = rc == SQLITE_DONE ? 0 : sqlutil_errno(rc);
 	sqlutil_reset(s);
 	return r;
+}
+
+/*
+ * As query_int for an aggregate (max, min) or a value that is there or
+ * not: 0 with the value, 0 when there is none (no row or NULL), or -errno.
+ * *ret is written only on success.
+ */
+static int
+query_int0(sqlite3_stmt *s, int rc, int64_t *ret)
+{
+	int64_t v = 0;
+	int r = query_int(s, rc, &v);
+
+	if (r < 0)
+		return r;
+	*ret = v;
+	return 0;
 }
 
 /* After an UPDATE or DELETE by key: -ENOENT if it matched nothing. */
@@ -956,30 +974,18 @@ store_inbox_get(struct store *st, const char *webhook_id, store_inbox_cb cb,
 int
 store_inbox_last_seq(struct store *st, int64_t *ret_seq)
 {
-	int64_t seq = 0;
-	int r;
-
 	/* sqlite_sequence keeps the AUTOINCREMENT high-water mark. */
-	r = query_int(st->stmt[ST_INBOX_LAST], SQLITE_OK, &seq);
-	if (r < 0)
-		return r;
-	*ret_seq = seq;
-	return 0;
+	return query_int0(st->stmt[ST_INBOX_LAST], SQLITE_OK, ret_seq);
 }
 
 int
 store_inbox_next_seq(struct store *st, int64_t after_seq, int64_t *ret_seq)
 {
 	sqlite3_stmt *s = st->stmt[ST_INBOX_NEXT];
-	int64_t seq = 0;
-	int rc = SQLITE_OK, r;
+	int rc = SQLITE_OK;
 
 	sqlutil_bind_int(s, 1, after_seq, &rc);
-	r = query_int(s, rc, &seq); /* min() of no rows is NULL, read as 0 */
-	if (r < 0)
-		return r;
-	*ret_seq = seq;
-	return 0;
+	return query_int0(s, rc, ret_seq); /* min() of no rows: NULL, 0 */
 }
 
 int
@@ -1227,15 +1233,10 @@ int
 store_run_last_seq(struct store *st, int64_t run_id, int64_t *ret_seq)
 {
 	sqlite3_stmt *s = st->stmt[ST_RUN_LAST];
-	int64_t seq = 0;
-	int rc = SQLITE_OK, r;
+	int rc = SQLITE_OK;
 
 	sqlutil_bind_int(s, 1, run_id, &rc);
-	r = query_int(s, rc, &seq); /* max() of no rows is NULL, read as 0 */
-	if (r < 0)
-		return r;
-	*ret_seq = seq;
-	return 0;
+	return query_int0(s, rc, ret_seq); /* max() of no rows: NULL, 0 */
 }
 
 int
