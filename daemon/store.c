@@ -806,6 +806,12 @@ grow_pending(struct store *st)
 	return 0;
 }
 
+int
+store_inbox_load(struct store *st)
+{
+	return load_ids(st);
+}
+
 /* Out of the set: the ids of rows pruned since (from any connection). */
 static void
 trim_ids(struct store *st)

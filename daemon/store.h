@@ -182,6 +182,12 @@ bool store_in_batch(const struct store *st);
  */
 int store_inbox_add(struct store *st, const struct store_webhook *wh,
     int64_t *ret_seq);
+/*
+ * Reads the inbox's webhook ids into memory, which store_inbox_add does on
+ * its first call otherwise: an inserter calls it at start so that its first
+ * delivery does not wait for it. 0 or -errno.
+ */
+int store_inbox_load(struct store *st);
 
 /*
  * Calls cb for each inbox row with seq > after_seq, in seq order, at most

@@ -290,8 +290,11 @@ writer_main(void *arg)
 	int r;
 
 	r = store_open(w->db_path, &st);
-	if (r == 0)
+	if (r == 0) {
 		(void)store_defer_checkpoints(st);
+		/* Failing here, the first delivery tries again and says why. */
+		(void)store_inbox_load(st);
+	}
 	while ((batch = take_batch(w, &last)) != NULL) {
 		uint64_t one = 1;
 
