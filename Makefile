@@ -10,17 +10,20 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 
 DEBS = build-essential cmake pkg-config libmicrohttpd-dev \
        libcurl4-openssl-dev libcjson-dev libsodium-dev libsqlite3-dev \
-       libsystemd-dev systemd curl socat jq openssl
+       libsystemd-dev systemd curl socat jq openssl python3 sqlite3 \
+       man-db groff-base
 PCMODS = libmicrohttpd libcurl libcjson libsodium sqlite3 libsystemd
+# Programs the tests run (python3: pseudo-terminals and many connections).
+TOOLS = cmake socat jq curl openssl python3 sqlite3 man groff \
+       systemd-analyze systemd-socket-activate
 
 .PHONY: all deps build run test bench fuzz clean format
 
 all: build
 
 deps:
-	@if ! pkg-config --exists $(PCMODS) 2>/dev/null || \
-	    ! command -v cmake >/dev/null || ! command -v socat >/dev/null || ! command -v jq >/dev/null || \
-	    ! command -v openssl >/dev/null; then \
+	@missing=; for t in $(TOOLS); do command -v $$t >/dev/null || missing=1; done; \
+	if ! pkg-config --exists $(PCMODS) 2>/dev/null || [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then \
 			echo "missing build dependencies; as root run: apt-get install $(DEBS)" >&2; \
 			exit 1; \
