@@ -140,6 +140,7 @@ eq() {
 		not_ok "$1"
 		echo "  got:  $(printf '%s' "$2" | head -c 600)"
 		echo "  want: $(printf '%s' "$3" | head -c 600)"
+		return 1
 	fi
 }
 

@@ -287,7 +287,10 @@ R=$(run_of <"$T/l.out")
 mock_clear
 stream "{\"id\":2,\"method\":\"runs.stream\",\"params\":{\"run_id\":$R}}" >"$T/l2.out"
 eq "long log ($L events): served whole from the log" "$(seqs <"$T/l2.out")" \
-    "$(seq_range 1 "$L")"
+    "$(seq_range 1 "$L")" ||
+    echo "  differs: $(seqs <"$T/l2.out" | tr , '\n' |
+        diff - <(seq 1 "$L") | head -n 4 | paste -sd' ' -)," \
+        "last line: $(tail -n 1 "$T/l2.out" | head -c 300)"
 eq "long log: no upstream request" "$(wire_list)" ""
 
 # ---- a subscriber that stops reading -------------------------------------------------
