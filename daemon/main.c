@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "codec.h"
 #include "audit.h"
 #include "cache.h"
@@ -861,6 +863,8 @@ main(int argc, char **argv)
 	log_init(dm.cfg.log_level, getenv("JOURNAL_STREAM") != NULL);
 	(void)signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
+	/* No allocation statistics: they take a global mutex per malloc. */
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	if (methods_init() < 0 || sig_init() < 0 ||
 	    upstream_global_init() < 0) {
 		log_error("start-up failed");

@@ -73,8 +73,36 @@ EOF
 	out=$(wh_deliver "{\"secret\":\"$S\",\"count\":3,\"distinct\":true}")
 	weq "state.db locked, 3 more deliveries: 3 x 503" \
 	    "$(wh_status "$out")" "503 503 503"
+	# Senders that give up (a reset) while their deliveries wait for
+	# the writer: the requests are dropped once, when the writer is done.
+	ts=$(date +%s)
+	python3 - "$WH_PORT" "$ts" "$BODY" \
+	    "$(wh_sign "$S" msg_gone_1 "$ts" "$BODY")" \
+	    "$(wh_sign "$S" msg_gone_2 "$ts" "$BODY")" <<'EOF'
+import socket, struct, sys, time
+port, ts, body = int(sys.argv[1]), sys.argv[2], sys.argv[3].encode()
+socks = []
+for i, sig in enumerate(sys.argv[4:], 1):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nWebhook-Id: msg_gone_%d\r\n"
+              b"Webhook-Timestamp: %s\r\nWebhook-Signature: %s\r\n"
+              b"Content-Length: %d\r\n\r\n" % (i, ts.encode(), sig.encode(),
+                                              len(body)) + body)
+    socks.append(s)
+time.sleep(0.02)
+for s in socks:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+EOF
+	wait_for 5 grep -q 'msg_gone_2: connection closed before its answer' \
+	    "$T/daemon.log"
+	check "a sender gone while its delivery waits: the request is orphaned" \
+	    grep -q 'msg_gone_1: connection closed before its answer' \
+	    "$T/daemon.log"
 	touch "$T/unlock"
 	wait "$locker"
+	check "the daemon lives on after the orphans came back" \
+	    kill -0 "$DAEMON_PID"
 	r=$(wh_send "$S" msg_locked_1 "$BODY")
 	weq "lock gone: the refused delivery is stored (200)" "${r%% *}" 200
 	jqt "lock gone: as a new delivery, not a duplicate" "${r#* }" \
