@@ -980,6 +980,15 @@ remove_entries(struct cache *c, enum stmt_id sum, enum stmt_id del,
 	int64_t n = 0, bytes = 0;
 	int rc = SQLITE_OK, r;
 
+	/*
+	 * Nothing to remove (the common case when run.* webhooks pour in):
+	 * no write transaction, and the hot set stays.
+	 */
+	bind_filter(c->stmt[sum], f, &rc);
+	r = cache_query_pair(c->stmt[sum], rc, &n, &bytes);
+	if (r < 0 || n == 0)
+		return r < 0 ? r : 0;
+	rc = SQLITE_OK;
 	/* The set does not know resources or paths: it goes whole. */
 	hotset_clear(&c->hot);
 	r = cache_tx_begin(c);
