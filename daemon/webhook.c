@@ -61,7 +61,7 @@
 #define WEBHOOK_POOL_BODY ((size_t)65536) /* largest body buffer kept */
 #define WEBHOOK_SEAL_MS 100 /* secrets sealed again this long after use */
 #define WEBHOOK_MAX_PEM ((size_t)1024 * 1024) /* bytes of a PEM file */
-#define WEBHOOK_HELD_MS 1 /* libmicrohttpd's turns while deliveries wait */
+#define WEBHOOK_HELD_MS 10 /* libmicrohttpd's turns while deliveries wait */
 /* Bodies up to this size are parsed on the loop, larger ones by the writer. */
 #define WEBHOOK_PARSE_ON_LOOP ((size_t)16384)
 
@@ -183,9 +183,29 @@ out:
 	cJSON_Delete(o);
 }
 
+/* Printable ASCII but '"' and '\\': JSON string text as it stands. */
+static bool
+json_plain(const char *s, size_t *ret_len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (; *p != '\0'; p++)
+		if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
+			return false;
+	*ret_len = (size_t)(p - (const unsigned char *)s);
+	return true;
+}
+
+static char *
+append(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
 /* The headers kept with a delivery, as a JSON object; NULL on ENOMEM. */
 static char *
-headers_json(const struct req *rq)
+headers_json_escaped(const struct req *rq)
 {
 	cJSON *o = cJSON_CreateObject();
 	char *s = NULL;
@@ -200,6 +220,39 @@ headers_json(const struct req *rq)
 	s = cJSON_PrintUnformatted(o);
 out:
 	cJSON_Delete(o);
+	return s;
+}
+
+/*
+ * headers_json_escaped, faster: ids, timestamps and content types are
+ * plain ASCII in practice and are copied in as they are; anything else
+ * goes through cJSON, which escapes.
+ */
+static char *
+headers_json(const struct req *rq)
+{
+	static const char k_id[] = "{\"webhook-id\":\"",
+			  k_ts[] = "\",\"webhook-timestamp\":\"",
+			  k_ct[] = "\",\"content-type\":\"", k_end[] = "\"}";
+	size_t nid, nts, nct;
+	char *s, *p;
+
+	if (!json_plain(rq->id, &nid) || !json_plain(rq->ts, &nts) ||
+	    !json_plain(rq->ctype, &nct))
+		return headers_json_escaped(rq);
+	s = malloc(sizeof(k_id) + nid + sizeof(k_ts) + nts + sizeof(k_ct) +
+	    nct + sizeof(k_end));
+	if (s == NULL)
+		return NULL;
+	p = append(s, k_id, sizeof(k_id) - 1);
+	p = append(p, rq->id, nid);
+	p = append(p, k_ts, sizeof(k_ts) - 1);
+	p = append(p, rq->ts, nts);
+	if (nct > 0) {
+		p = append(p, k_ct, sizeof(k_ct) - 1);
+		p = append(p, rq->ctype, nct);
+	}
+	(void)append(p, k_end, sizeof(k_end)); /* with its NUL */
 	return s;
 }
 
@@ -575,11 +628,15 @@ static enum MHD_Result
 queue_delivery(struct webhook *w, struct MHD_Connection *conn, struct req *rq)
 {
 	const char *ct = header(conn, "Content-Type");
+	size_t nct;
 
 	if (w->queued >= WEBHOOK_MAX_QUEUE)
 		return answer_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "busy");
-	(void)snprintf(rq->ctype, sizeof(rq->ctype), "%s",
-	    ct != NULL && strlen(ct) <= WEBHOOK_MAX_TYPE ? ct : "");
+	nct = ct != NULL ? strlen(ct) : 0;
+	if (nct > WEBHOOK_MAX_TYPE)
+		nct = 0; /* not kept */
+	memcpy(rq->ctype, ct != NULL ? ct : "", nct);
+	rq->ctype[nct] = '\0';
 	rq->received_at = (int64_t)time(NULL);
 	/*
 	 * The loop has time to spare while the writer waits on the disk, and
@@ -607,6 +664,7 @@ finish_upload(struct webhook *w, struct MHD_Connection *conn, struct req *rq)
 	const char *ts = header(conn, "Webhook-Timestamp");
 	const char *sg = header(conn, "Webhook-Signature");
 	enum sig_result v;
+	size_t nid, nts;
 
 	mark_busy(conn);
 	if (rq->too_big)
@@ -626,13 +684,15 @@ finish_upload(struct webhook *w, struct MHD_Connection *conn, struct req *rq)
 		    sig_result_str(v));
 	}
 	/* sig_verify took ts as at most 18 digits. */
-	if (strlen(id) > WEBHOOK_MAX_ID || strlen(ts) >= sizeof(rq->ts)) {
+	nid = strlen(id);
+	nts = strlen(ts);
+	if (nid > WEBHOOK_MAX_ID || nts >= sizeof(rq->ts)) {
 		w->stats.rejected++;
 		return answer_error(conn, MHD_HTTP_BAD_REQUEST,
 		    "webhook id too long");
 	}
-	(void)snprintf(rq->id, sizeof(rq->id), "%s", id);
-	(void)snprintf(rq->ts, sizeof(rq->ts), "%s", ts);
+	memcpy(rq->id, id, nid + 1);
+	memcpy(rq->ts, ts, nts + 1);
 	return queue_delivery(w, conn, rq);
 }
 

@@ -109,6 +109,27 @@ weq "non-JSON body delivered as received" \
     "$(printf '%s\n' "$evs" | jq -r 'select(.webhook_id == "msg_text") | .body')" \
     "$text"
 
+# The headers kept with each delivery (a JSON object in state.db): plain
+# ASCII copied in, anything else escaped.
+qid='msg_"quoted"\back'
+r=$(wh_send "$S1" "$qid" '{"event":"run.completed"}')
+weq "Webhook-Id with quotes and a backslash: 200" "${r%% *}" 200
+hdrs() {
+	sqlite3 "$T/state/state.db" \
+	    "SELECT headers FROM inbox WHERE seq = $(printf '%s' "$1" | jq .seq)"
+}
+jqt "headers kept: plain ones as sent" \
+    "$(hdrs "$(wh_send "$S1" msg_plain '{}' | cut -d' ' -f2-)")" \
+    '(keys == ["content-type", "webhook-id", "webhook-timestamp"]) and
+     .["webhook-id"] == "msg_plain" and .["content-type"] == "application/json"
+     and (.["webhook-timestamp"] | test("^[0-9]+$"))'
+h=$(hdrs "${r#* }")
+weq "headers kept: an id that needs escaping comes back whole" \
+    "$(printf '%s' "$h" | jq -r '.["webhook-id"]')" "$qid"
+jqt "headers kept: escaped, with the other fields" "$h" \
+    '.["content-type"] == "application/json" and
+     (.["webhook-timestamp"] | test("^[0-9]+$"))'
+
 # Slowloris: one header byte a second. Each request must be in within the
 # timeout (10 s) of the connection opening, however steadily it trickles:
 # the connection is cut then (EOF, no answer), and a normal delivery in the
