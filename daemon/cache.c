@@ -984,6 +984,8 @@ remove_entries(struct cache *c, enum stmt_id sum, enum stmt_id del,
 	 * Nothing to remove (the common case when run.* webhooks pour in):
 	 * no write transaction, and the hot set stays.
 	 */
+	if (c->entries == 0)
+		return 0;
 	bind_filter(c->stmt[sum], f, &rc);
 	r = cache_query_pair(c->stmt[sum], rc, &n, &bytes);
 	if (r < 0 || n == 0)
