@@ -6,7 +6,7 @@
 # each delivery and commits it durably to state.db (fsync) before its 2xx,
 # side by side with bench-webhook-baseline, a bare libmicrohttpd receiver
 # that only checks the HMAC and stores nothing. Same loader, same run,
-# ROUNDS (3) rounds taken in turns. Each round's two measurements are
+# ROUNDS (5) rounds taken in turns. Each round's two measurements are
 # back to back, so the ratio is taken per round and its median reported
 # (other work on a shared machine moves both alike); throughput and p99
 # are the medians over the rounds.
@@ -19,7 +19,7 @@ BIN=${BIN:?}
 SECS=${SECS:-5}
 WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-64}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 SECRET=whsec_bench_0123456789abcdef
 T=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
