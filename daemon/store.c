@@ -1,7 +1,12 @@
 /*
  * SPDX-License-Identifier: MIT
  *
- * state.db on SQLite (with cache.c, the only sqlite3.h user). Every query
+ * state.db on SQLite (with cache.c, the only sqlite3.h user), in three
+ * files: this one, the core (the file and its mode, the schema and its
+ * migrations, the prepared statements, batches, savepoints and
+ * checkpoints, the helpers store_int.h declares, the API key, store_prune
+ * and the audit log); store_inbox.c, the webhook inbox, its consumers and
+ * the webhook secrets; store_runs.c, the run logs and status. Every query
  * is prepared once at open (SQLITE_PREPARE_PERSISTENT) and bound with
  * SQLITE_STATIC pointers that outlive the step, then reset and unbound at
  * once, so no statement holds a read transaction or a caller's pointer
@@ -28,6 +33,7 @@
 #include "sig.h"
 #include "sqlutil.h"
 #include "store.h"
+#include "store_int.h"
 
 #define STORE_BUSY_TIMEOUT_MS 50 /* another process holds a lock: give up */
                                  /* quickly, the loop must not stall */
@@ -136,55 +142,6 @@ static const char *const migrations[] = {
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
-enum stmt_id {
-	ST_BEGIN,
-	ST_COMMIT,
-	ST_ROLLBACK,
-	ST_SP_BEGIN,
-	ST_SP_RELEASE,
-	ST_SP_ROLLBACK,
-	ST_INBOX_ADD,
-	ST_INBOX_IDS,
-	ST_INBOX_MIN,
-	ST_INBOX_ITER,
-	ST_INBOX_GET,
-	ST_INBOX_LAST,
-	ST_INBOX_NEXT,
-	ST_CONSUMER_GET,
-	ST_CONSUMER_SET,
-	ST_CONSUMER_DEL,
-	ST_SECRET_ADD,
-	ST_SECRET_LIST,
-	ST_SECRET_NOT_AFTER,
-	ST_SECRET_DEL,
-	ST_KEY_SET,
-	ST_KEY_GET,
-	ST_KEY_CLEAR,
-	ST_RUN_TOUCH,
-	ST_RUN_APPEND,
-	ST_RUN_ITER,
-	ST_RUN_LAST,
-	ST_RUN_TERMINAL,
-	ST_RUN_STATUS,
-	ST_RUN_FINISH,
-	ST_RUN_GET,
-	ST_RUN_DEL_EVENTS,
-	ST_RUN_DEL,
-	ST_PRUNE_INBOX_SEQ,
-	ST_PRUNE_INBOX_AGE,
-	ST_PRUNE_RUN_COUNT,
-	ST_PRUNE_RUN_AGED,
-	ST_PRUNE_RUN_OLDEST,
-	ST_PRUNE_RUN_DOOMED,
-	ST_PRUNE_RUN_DOOM,
-	ST_PRUNE_RUN_EVENTS,
-	ST_PRUNE_RUN_DEL,
-	ST_AUDIT_ADD,
-	ST_AUDIT_LIST,
-	ST_AUDIT_PRUNE,
-	ST__MAX
-};
-
 #define INBOX_COLUMNS                                                          \
 	"seq, webhook_id, received_at, event_type, run_id, headers, body"
 
@@ -289,71 +246,17 @@ static const char *const stmt_sql[ST__MAX] = {
                        "(SELECT max(id) FROM audit) - ?1 OR time_ms < ?2",
 };
 
-/* Webhook ids are checked for duplicates in memory, by the inserter. */
-#define STORE_TRIM_EVERY 4096 /* inserts between looks for pruned rows */
-
-struct store {
-	sqlite3 *db;
-	sqlite3_stmt *stmt[ST__MAX];
-	bool in_batch; /* between BEGIN IMMEDIATE and COMMIT/ROLLBACK */
-	struct idset *ids;               /* the inbox's webhook ids, or NULL */
-	struct idset_digest *pending;    /* added by the open batch */
-	size_t npending, pendcap;
-	unsigned since_trim;
-	bool defer_ckpt; /* checkpoints by store_checkpoint_due only */
-	int wal_pages;   /* in the WAL after the last commit (deferred) */
-};
-
-/* What an iterator hands its per-row function. */
-struct iter_ctx {
-	union {
-		store_inbox_cb inbox;
-		store_secret_cb secret;
-		store_run_cb run;
-		store_run_info_cb run_info;
-		store_audit_cb audit;
-	} cb;
-	void *arg;
-};
-
-typedef int (*row_fn)(sqlite3_stmt *s, const struct iter_ctx *c);
-
-static void bind_opt_int(sqlite3_stmt *s, int i, int64_t v, int *rc);
-static int exec_stmt(sqlite3_stmt *s, int rc);
-static int query_int(sqlite3_stmt *s, int rc, int64_t *ret);
-static int query_int0(sqlite3_stmt *s, int rc, int64_t *ret);
-static int changes_or_enoent(struct store *st, int r);
-static int
-for_each_row(sqlite3_stmt *s, int rc, row_fn fn, const struct iter_ctx *c);
-static int sp_begin(struct store *st);
-static int sp_end(struct store *st, int r);
 static int tighten_mode(const char *path, bool must_exist);
 static int sync_parent_dir(const char *path);
 static int create_file(const char *path);
 static int configure(sqlite3 *db);
 static int migrate(sqlite3 *db);
 static int prepare_all(struct store *st);
-static int
-limit_arg(size_t limit);
 static void forget_pending(struct store *st);
-static int grow_pending(struct store *st);
-static void trim_ids(struct store *st);
-static int load_ids(struct store *st);
-static int inbox_row(sqlite3_stmt *s, const struct iter_ctx *c);
-static int secret_row(sqlite3_stmt *s, const struct iter_ctx *c);
-static int run_row(sqlite3_stmt *s, const struct iter_ctx *c);
-static int run_info_row(sqlite3_stmt *s, const struct iter_ctx *c);
-static int prune_inbox(struct store *st, const struct store_retention *r,
-    int64_t now, int64_t *budget);
-static int
-pick_run(sqlite3_stmt *s, int rc, int64_t *ret_run_id, int *ret_state);
-static int prune_one_run(struct store *st, int64_t run_id, int64_t *budget);
-static int prune_runs(struct store *st, const struct store_retention *r,
-    int64_t now, int64_t *budget);
 
 /* 0 means "none" in the API and NULL in the database. */
-static void
-bind_opt_int(sqlite3_stmt *s, int i, int64_t v, int *rc)
+void
+store_bind_opt_int(sqlite3_stmt *s, int i, int64_t v, int *rc)
 {
 	if (*rc == SQLITE_OK)
 		*rc = v != 0 ? sqlite3_bind_int64(s, i, v)
@@ -361,8 +264,8 @@ bind_opt_int(sqlite3_stmt *s, int i, int64_t v, int *rc)
 }
 
 /* Steps a statement that returns no rows to completion, then resets it. */
-static int
-exec_stmt(sqlite3_stmt *s, int rc)
+int
+store_exec(sqlite3_stmt *s, int rc)
 {
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(s);
@@ -374,8 +277,8 @@ exec_stmt(sqlite3_stmt *s, int rc)
  * Steps a one-column query: 1 and the value (0 for SQL NULL) in *ret if it
  * returned a row, 0 if none, or -errno. Resets it.
  */
-static int
-query_int(sqlite3_stmt *s, int rc, int64_t *ret)
+int
+store_query_int(sqlite3_stmt *s, int rc, int64_t *ret)
 {
 	int r;
 
@@ -391,15 +294,15 @@ query_int(sqlite3_stmt *s, int rc, int64_t *ret)
 }
 
 /*
- * As query_int for an aggregate (max, min) or a value that is there or
+ * As store_query_int for an aggregate (max, min) or a value that is there or
  * not: 0 with the value, 0 when there is none (no row or NULL), or -errno.
  * *ret is written only on success.
  */
-static int
-query_int0(sqlite3_stmt *s, int rc, int64_t *ret)
+int
+store_query_int0(sqlite3_stmt *s, int rc, int64_t *ret)
 {
 	int64_t v = 0;
-	int r = query_int(s, rc, &v);
+	int r = store_query_int(s, rc, &v);
 
 	if (r < 0)
 		return r;
@@ -408,8 +311,8 @@ query_int0(sqlite3_stmt *s, int rc, int64_t *ret)
 }
 
 /* After an UPDATE or DELETE by key: -ENOENT if it matched nothing. */
-static int
-changes_or_enoent(struct store *st, int r)
+int
+store_changes_or_enoent(struct store *st, int r)
 {
 	if (r < 0)
 		return r;
@@ -417,8 +320,8 @@ changes_or_enoent(struct store *st, int r)
 }
 
 /* Steps s to its end, calling fn per row; resets s. Rows seen or -errno. */
-static int
-for_each_row(sqlite3_stmt *s, int rc, row_fn fn, const struct iter_ctx *c)
+int
+store_for_each_row(sqlite3_stmt *s, int rc, row_fn fn, const struct iter_ctx *c)
 {
 	int n = 0, r;
 
@@ -447,32 +350,41 @@ out:
 	return r;
 }
 
-static int
-sp_begin(struct store *st)
+int
+store_sp_begin(struct store *st)
 {
-	return exec_stmt(st->stmt[ST_SP_BEGIN], SQLITE_OK);
+	return store_exec(st->stmt[ST_SP_BEGIN], SQLITE_OK);
 }
 
 /*
- * Ends the savepoint opened by sp_begin: released (committed, outside a
+ * Ends the savepoint opened by store_sp_begin: released (committed, outside a
  * batch) if r >= 0, else rolled back. Returns r, or the release's error.
  */
-static int
-sp_end(struct store *st, int r)
+int
+store_sp_end(struct store *st, int r)
 {
 	if (r >= 0) {
-		int rr = exec_stmt(st->stmt[ST_SP_RELEASE], SQLITE_OK);
+		int rr = store_exec(st->stmt[ST_SP_RELEASE], SQLITE_OK);
 
 		if (rr == 0)
 			return r;
 		r = rr;
 	}
 	/* Both fail harmlessly if SQLite already rolled everything back. */
-	(void)exec_stmt(st->stmt[ST_SP_ROLLBACK], SQLITE_OK);
-	(void)exec_stmt(st->stmt[ST_SP_RELEASE], SQLITE_OK);
+	(void)store_exec(st->stmt[ST_SP_ROLLBACK], SQLITE_OK);
+	(void)store_exec(st->stmt[ST_SP_RELEASE], SQLITE_OK);
 	if (!st->in_batch && !sqlite3_get_autocommit(st->db))
-		(void)exec_stmt(st->stmt[ST_ROLLBACK], SQLITE_OK);
+		(void)store_exec(st->stmt[ST_ROLLBACK], SQLITE_OK);
 	return r;
+}
+
+/* LIMIT argument: 0 = none (-1 to SQLite); capped so counts fit an int. */
+int
+store_limit_arg(size_t limit)
+{
+	if (limit == 0)
+		return -1;
+	return limit > INT_MAX ? INT_MAX : (int)limit;
 }
 
 /* Forces mode 0600 on path; a missing file is fine unless must_exist. */
@@ -695,7 +607,7 @@ store_begin_batch(struct store *st)
 
 	if (st->in_batch)
 		return -EBUSY;
-	r = exec_stmt(st->stmt[ST_BEGIN], SQLITE_OK);
+	r = store_exec(st->stmt[ST_BEGIN], SQLITE_OK);
 	if (r < 0)
 		return r;
 	st->in_batch = true;
@@ -715,9 +627,9 @@ store_commit_batch(struct store *st)
 		forget_pending(st);
 		return -EIO;
 	}
-	r = exec_stmt(st->stmt[ST_COMMIT], SQLITE_OK);
+	r = store_exec(st->stmt[ST_COMMIT], SQLITE_OK);
 	if (r < 0 && !sqlite3_get_autocommit(st->db))
-		(void)exec_stmt(st->stmt[ST_ROLLBACK], SQLITE_OK);
+		(void)store_exec(st->stmt[ST_ROLLBACK], SQLITE_OK);
 	if (r < 0)
 		forget_pending(st);
 	st->npending = 0;
@@ -731,7 +643,7 @@ store_rollback_batch(struct store *st)
 		return;
 	st->in_batch = false;
 	if (!sqlite3_get_autocommit(st->db))
-		(void)exec_stmt(st->stmt[ST_ROLLBACK], SQLITE_OK);
+		(void)store_exec(st->stmt[ST_ROLLBACK], SQLITE_OK);
 	forget_pending(st);
 }
 
@@ -783,7 +695,6 @@ store_in_batch(const struct store *st)
 	return st->in_batch;
 }
 
-/* LIMIT argument: 0 = none (-1 to SQLite); capped so counts fit an int. */
 /* Rows of an aborted batch are not stored: out of the set with them. */
 static void
 forget_pending(struct store *st)
@@ -791,316 +702,6 @@ forget_pending(struct store *st)
 	for (size_t i = 0; i < st->npending; i++)
 		(void)idset_del(st->ids, &st->pending[i]);
 	st->npending = 0;
-}
-
-static int
-grow_pending(struct store *st)
-{
-	size_t cap = st->pendcap ? st->pendcap * 2 : 64;
-	struct idset_digest *p = reallocarray(st->pending, cap, sizeof(*p));
-
-	if (p == NULL)
-		return -ENOMEM;
-	st->pending = p;
-	st->pendcap = cap;
-	return 0;
-}
-
-int
-store_inbox_load(struct store *st)
-{
-	return load_ids(st);
-}
-
-/* Out of the set: the ids of rows pruned since (from any connection). */
-static void
-trim_ids(struct store *st)
-{
-	int64_t min = 0;
-
-	st->since_trim = 0;
-	if (query_int(st->stmt[ST_INBOX_MIN], SQLITE_OK, &min) >= 0)
-		idset_trim(st->ids, min > 0 ? min : INT64_MAX);
-}
-
-/*
- * The inbox's ids, read on the first insert through this connection, and
- * now and then cut back to the rows pruning left (from any connection).
- */
-static int
-load_ids(struct store *st)
-{
-	sqlite3_stmt *s = st->stmt[ST_INBOX_IDS];
-	int rc, r = 0;
-
-	if (st->ids != NULL) {
-		if (++st->since_trim < STORE_TRIM_EVERY || st->in_batch)
-			return 0;
-		trim_ids(st);
-		return 0;
-	}
-	if ((r = idset_new(&st->ids)) < 0)
-		return r;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *id = (const char *)sqlite3_column_text(s, 1);
-		struct idset_digest d;
-
-		if (id == NULL)
-			continue;
-		idset_digest(id, (size_t)sqlite3_column_bytes(s, 1), &d);
-		if ((r = idset_put(st->ids, &d, sqlite3_column_int64(s, 0))) < 0)
-			break;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = sqlutil_errno(rc);
-	sqlutil_reset(s);
-	if (r < 0) {
-		idset_free(st->ids);
-		st->ids = NULL;
-	}
-	return r;
-}
-
-static int
-limit_arg(size_t limit)
-{
-	if (limit == 0)
-		return -1;
-	return limit > INT_MAX ? INT_MAX : (int)limit;
-}
-
-int
-store_inbox_add(struct store *st, const struct store_webhook *wh,
-    int64_t *ret_seq)
-{
-	sqlite3_stmt *s = st->stmt[ST_INBOX_ADD];
-	struct idset_digest d;
-	int64_t seq;
-	int rc = SQLITE_OK, r;
-
-	assert(wh != NULL && ret_seq != NULL);
-	assert(wh->body != NULL || wh->body_len == 0);
-	if (wh->webhook_id == NULL || *wh->webhook_id == '\0')
-		return -EINVAL;
-	if (wh->body_len > INT_MAX)
-		return -E2BIG;
-	if ((r = load_ids(st)) < 0)
-		return r;
-	/*
-	 * Look before inserting: a duplicate must not take a number (seqs
-	 * have gaps only where rows were pruned), and a pending row of the
-	 * open batch counts.
-	 */
-	idset_digest(wh->webhook_id, strlen(wh->webhook_id), &d);
-	if ((seq = idset_get(st->ids, &d)) > 0) {
-		*ret_seq = seq;
-		return STORE_DUPLICATE;
-	}
-	if (st->in_batch && st->npending == st->pendcap &&
-	    (r = grow_pending(st)) < 0)
-		return r;
-	sqlutil_bind_text(s, 1, wh->webhook_id, &rc);
-	sqlutil_bind_int(s, 2, wh->received_at, &rc);
-	sqlutil_bind_text(s, 3, wh->event_type, &rc);
-	bind_opt_int(s, 4, wh->run_id, &rc);
-	sqlutil_bind_text(s, 5, wh->headers != NULL ? wh->headers : "{}", &rc);
-	/* A NULL blob pointer would bind NULL, not an empty body. */
-	if (rc == SQLITE_OK)
-		rc = wh->body_len > 0 ? sqlite3_bind_blob(s, 6, wh->body,
-		                            (int)wh->body_len, SQLITE_STATIC)
-		                      : sqlite3_bind_zeroblob(s, 6, 0);
-	r = exec_stmt(s, rc);
-	if (r < 0)
-		return r;
-	seq = sqlite3_last_insert_rowid(st->db);
-	/*
-	 * Stored. Should the set not take it, a repeat would be stored
-	 * again: a second copy, never a lost one.
-	 */
-	if (idset_put(st->ids, &d, seq) == 0 && st->in_batch)
-		st->pending[st->npending++] = d;
-	*ret_seq = seq;
-	return 0;
-}
-
-static int
-inbox_row(sqlite3_stmt *s, const struct iter_ctx *c)
-{
-	struct store_webhook wh;
-
-	wh.seq = sqlite3_column_int64(s, 0);
-	wh.webhook_id = (const char *)sqlite3_column_text(s, 1);
-	wh.received_at = sqlite3_column_int64(s, 2);
-	wh.event_type = (const char *)sqlite3_column_text(s, 3);
-	wh.run_id = sqlite3_column_int64(s, 4);
-	wh.headers = (const char *)sqlite3_column_text(s, 5);
-	wh.body = sqlite3_column_blob(s, 6);
-	wh.body_len = (size_t)sqlite3_column_bytes(s, 6);
-	/* NOT NULL columns read as NULL only when SQLite is out of memory. */
-	if (wh.webhook_id == NULL || wh.headers == NULL ||
-	    (wh.body == NULL && wh.body_len > 0))
-		return -ENOMEM;
-	if (wh.body == NULL)
-		wh.body = "";
-	return c->cb.inbox(&wh, c->arg);
-}
-
-int
-store_inbox_iter(struct store *st, int64_t after_seq, size_t limit,
-    store_inbox_cb cb, void *arg)
-{
-	sqlite3_stmt *s = st->stmt[ST_INBOX_ITER];
-	struct iter_ctx c = {.cb.inbox = cb, .arg = arg};
-	int rc = SQLITE_OK;
-
-	assert(cb != NULL);
-	if (sqlite3_stmt_busy(s))
-		return -EBUSY;
-	sqlutil_bind_int(s, 1, after_seq, &rc);
-	sqlutil_bind_int(s, 2, limit_arg(limit), &rc);
-	return for_each_row(s, rc, inbox_row, &c);
-}
-
-int
-store_inbox_get(struct store *st, const char *webhook_id, store_inbox_cb cb,
-    void *arg)
-{
-	sqlite3_stmt *s = st->stmt[ST_INBOX_GET];
-	struct iter_ctx c = {.cb.inbox = cb, .arg = arg};
-	int rc = SQLITE_OK, r;
-
-	assert(webhook_id != NULL && cb != NULL);
-	if (sqlite3_stmt_busy(s))
-		return -EBUSY;
-	sqlutil_bind_text(s, 1, webhook_id, &rc);
-	r = for_each_row(s, rc, inbox_row, &c);
-	return r == 0 ? -ENOENT : r;
-}
-
-int
-store_inbox_last_seq(struct store *st, int64_t *ret_seq)
-{
-	/* sqlite_sequence keeps the AUTOINCREMENT high-water mark. */
-	return query_int0(st->stmt[ST_INBOX_LAST], SQLITE_OK, ret_seq);
-}
-
-int
-store_inbox_next_seq(struct store *st, int64_t after_seq, int64_t *ret_seq)
-{
-	sqlite3_stmt *s = st->stmt[ST_INBOX_NEXT];
-	int rc = SQLITE_OK;
-
-	sqlutil_bind_int(s, 1, after_seq, &rc);
-	return query_int0(s, rc, ret_seq); /* min() of no rows: NULL, 0 */
-}
-
-int
-store_consumer_get(struct store *st, const char *name, int64_t *ret_acked)
-{
-	sqlite3_stmt *s = st->stmt[ST_CONSUMER_GET];
-	int64_t acked = 0;
-	int rc = SQLITE_OK, r;
-
-	assert(name != NULL && ret_acked != NULL);
-	sqlutil_bind_text(s, 1, name, &rc);
-	r = query_int(s, rc, &acked);
-	if (r < 0)
-		return r;
-	if (r == 0)
-		return -ENOENT;
-	*ret_acked = acked;
-	return 0;
-}
-
-int
-store_consumer_set(struct store *st, const char *name, int64_t acked_seq)
-{
-	sqlite3_stmt *s = st->stmt[ST_CONSUMER_SET];
-	int rc = SQLITE_OK;
-
-	assert(name != NULL);
-	sqlutil_bind_text(s, 1, name, &rc);
-	sqlutil_bind_int(s, 2, acked_seq, &rc);
-	return exec_stmt(s, rc);
-}
-
-int
-store_consumer_del(struct store *st, const char *name)
-{
-	sqlite3_stmt *s = st->stmt[ST_CONSUMER_DEL];
-	int rc = SQLITE_OK;
-
-	assert(name != NULL);
-	sqlutil_bind_text(s, 1, name, &rc);
-	return changes_or_enoent(st, exec_stmt(s, rc));
-}
-
-int
-store_secret_add(struct store *st, const char *secret, const char *endpoint_id,
-    int64_t created_at, int64_t not_after, int64_t *ret_id)
-{
-	sqlite3_stmt *s = st->stmt[ST_SECRET_ADD];
-	int rc = SQLITE_OK, r;
-
-	assert(secret != NULL);
-	if (*secret == '\0')
-		return -EINVAL;
-	sqlutil_bind_text(s, 1, secret, &rc);
-	sqlutil_bind_text(s, 2, endpoint_id, &rc);
-	sqlutil_bind_int(s, 3, created_at, &rc);
-	bind_opt_int(s, 4, not_after, &rc);
-	r = exec_stmt(s, rc);
-	if (r == 0 && ret_id != NULL)
-		*ret_id = sqlite3_last_insert_rowid(st->db);
-	return r;
-}
-
-static int
-secret_row(sqlite3_stmt *s, const struct iter_ctx *c)
-{
-	struct store_secret sec;
-
-	sec.id = sqlite3_column_int64(s, 0);
-	sec.secret = (const char *)sqlite3_column_text(s, 1);
-	sec.endpoint_id = (const char *)sqlite3_column_text(s, 2);
-	sec.created_at = sqlite3_column_int64(s, 3);
-	sec.not_after = sqlite3_column_int64(s, 4);
-	if (sec.secret == NULL)
-		return -ENOMEM;
-	return c->cb.secret(&sec, c->arg);
-}
-
-int
-store_secret_list(struct store *st, store_secret_cb cb, void *arg)
-{
-	sqlite3_stmt *s = st->stmt[ST_SECRET_LIST];
-	struct iter_ctx c = {.cb.secret = cb, .arg = arg};
-
-	assert(cb != NULL);
-	if (sqlite3_stmt_busy(s))
-		return -EBUSY;
-	return for_each_row(s, SQLITE_OK, secret_row, &c);
-}
-
-int
-store_secret_set_not_after(struct store *st, int64_t id, int64_t not_after)
-{
-	sqlite3_stmt *s = st->stmt[ST_SECRET_NOT_AFTER];
-	int rc = SQLITE_OK;
-
-	sqlutil_bind_int(s, 1, id, &rc);
-	bind_opt_int(s, 2, not_after, &rc);
-	return changes_or_enoent(st, exec_stmt(s, rc));
-}
-
-int
-store_secret_del(struct store *st, int64_t id)
-{
-	sqlite3_stmt *s = st->stmt[ST_SECRET_DEL];
-	int rc = SQLITE_OK;
-
-	sqlutil_bind_int(s, 1, id, &rc);
-	return changes_or_enoent(st, exec_stmt(s, rc));
 }
 
 int
@@ -1114,7 +715,7 @@ store_key_set(struct store *st, const struct sig_key *key, int64_t now)
 		return -ENOKEY;
 	sqlutil_bind_text(s, 1, sig_key_get(key), &rc);
 	sqlutil_bind_int(s, 2, now, &rc);
-	return exec_stmt(s, rc);
+	return store_exec(s, rc);
 }
 
 int
@@ -1141,337 +742,7 @@ store_key_get(struct store *st, struct sig_key *key)
 int
 store_key_clear(struct store *st)
 {
-	return exec_stmt(st->stmt[ST_KEY_CLEAR], SQLITE_OK);
-}
-
-int
-store_run_append(struct store *st, int64_t run_id, int64_t seq,
-    const char *event, size_t len, int64_t now)
-{
-	sqlite3_stmt *s;
-	int rc = SQLITE_OK, r;
-
-	assert(event != NULL);
-	if (len > INT_MAX)
-		return -E2BIG;
-	r = sp_begin(st);
-	if (r < 0)
-		return r;
-	s = st->stmt[ST_RUN_APPEND];
-	sqlutil_bind_int(s, 1, run_id, &rc);
-	sqlutil_bind_int(s, 2, seq, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(s, 3, event, (int)len, SQLITE_STATIC);
-	r = exec_stmt(s, rc);
-	if (r == 0) {
-		s = st->stmt[ST_RUN_TOUCH];
-		sqlutil_bind_int(s, 1, run_id, &rc);
-		sqlutil_bind_int(s, 2, now, &rc);
-		r = exec_stmt(s, rc);
-	}
-	return sp_end(st, r);
-}
-
-int
-store_run_append_many(struct store *st, int64_t run_id,
-    const struct store_run_event *evs, size_t n, int64_t now)
-{
-	sqlite3_stmt *s = st->stmt[ST_RUN_APPEND];
-	int rc = SQLITE_OK, r;
-
-	assert(evs != NULL || n == 0);
-	for (size_t i = 0; i < n; i++)
-		if (evs[i].len > INT_MAX)
-			return -E2BIG;
-	r = sp_begin(st);
-	if (r < 0)
-		return r;
-	/* One statement per event and one savepoint for them all. */
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		sqlutil_bind_int(s, 1, run_id, &rc);
-		sqlutil_bind_int(s, 2, evs[i].seq, &rc);
-		if (rc == SQLITE_OK)
-			rc = sqlite3_bind_text(s, 3, evs[i].event,
-			    (int)evs[i].len, SQLITE_STATIC);
-		r = exec_stmt(s, rc);
-	}
-	if (r == 0) {
-		s = st->stmt[ST_RUN_TOUCH];
-		sqlutil_bind_int(s, 1, run_id, &rc);
-		sqlutil_bind_int(s, 2, now, &rc);
-		r = exec_stmt(s, rc);
-	}
-	return sp_end(st, r);
-}
-
-static int
-run_row(sqlite3_stmt *s, const struct iter_ctx *c)
-{
-	struct store_run_event ev;
-
-	ev.run_id = sqlite3_column_int64(s, 0);
-	ev.seq = sqlite3_column_int64(s, 1);
-	ev.event = (const char *)sqlite3_column_text(s, 2);
-	ev.len = (size_t)sqlite3_column_bytes(s, 2);
-	if (ev.event == NULL)
-		return -ENOMEM;
-	return c->cb.run(&ev, c->arg);
-}
-
-int
-store_run_iter(struct store *st, int64_t run_id, int64_t after_seq,
-    size_t limit, store_run_cb cb, void *arg)
-{
-	sqlite3_stmt *s = st->stmt[ST_RUN_ITER];
-	struct iter_ctx c = {.cb.run = cb, .arg = arg};
-	int rc = SQLITE_OK;
-
-	assert(cb != NULL);
-	if (sqlite3_stmt_busy(s))
-		return -EBUSY;
-	sqlutil_bind_int(s, 1, run_id, &rc);
-	sqlutil_bind_int(s, 2, after_seq, &rc);
-	sqlutil_bind_int(s, 3, limit_arg(limit), &rc);
-	return for_each_row(s, rc, run_row, &c);
-}
-
-int
-store_run_last_seq(struct store *st, int64_t run_id, int64_t *ret_seq)
-{
-	sqlite3_stmt *s = st->stmt[ST_RUN_LAST];
-	int rc = SQLITE_OK;
-
-	sqlutil_bind_int(s, 1, run_id, &rc);
-	return query_int0(s, rc, ret_seq); /* max() of no rows: NULL, 0 */
-}
-
-int
-store_run_mark_terminal(struct store *st, int64_t run_id, int64_t now)
-{
-	sqlite3_stmt *s = st->stmt[ST_RUN_TERMINAL];
-	int rc = SQLITE_OK;
-
-	sqlutil_bind_int(s, 1, run_id, &rc);
-	sqlutil_bind_int(s, 2, now, &rc);
-	return exec_stmt(s, rc);
-}
-
-int
-store_run_status(struct store *st, int64_t run_id, bool *ret_terminal)
-{
-	sqlite3_stmt *s = st->stmt[ST_RUN_STATUS];
-	int64_t terminal = 0;
-	int rc = SQLITE_OK, r;
-
-	assert(ret_terminal != NULL);
-	sqlutil_bind_int(s, 1, run_id, &rc);
-	r = query_int(s, rc, &terminal);
-	if (r < 0)
-		return r;
-	if (r == 0)
-		return -ENOENT;
-	*ret_terminal = terminal != 0;
-	return 0;
-}
-
-int
-store_run_finish(struct store *st, int64_t run_id, const char *result,
-    size_t len, int64_t turn, int64_t now)
-{
-	sqlite3_stmt *s = st->stmt[ST_RUN_FINISH];
-	int rc = SQLITE_OK;
-
-	assert(result != NULL);
-	if (len > INT_MAX)
-		return -E2BIG;
-	sqlutil_bind_int(s, 1, run_id, &rc);
-	sqlutil_bind_int(s, 2, now, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(s, 3, result, (int)len, SQLITE_STATIC);
-	sqlutil_bind_int(s, 4, turn, &rc);
-	return exec_stmt(s, rc);
-}
-
-static int
-run_info_row(sqlite3_stmt *s, const struct iter_ctx *c)
-{
-	struct store_run run;
-
-	run.run_id = sqlite3_column_int64(s, 0);
-	run.terminal = sqlite3_column_int(s, 1) != 0;
-	run.updated_at = sqlite3_column_int64(s, 2);
-	run.turn = sqlite3_column_int64(s, 3);
-	run.result = (const char *)sqlite3_column_text(s, 4);
-	run.result_len = (size_t)sqlite3_column_bytes(s, 4);
-	return c->cb.run_info(&run, c->arg);
-}
-
-int
-store_run_get(struct store *st, int64_t run_id, store_run_info_cb cb,
-    void *arg)
-{
-	sqlite3_stmt *s = st->stmt[ST_RUN_GET];
-	struct iter_ctx c = {.cb.run_info = cb, .arg = arg};
-	int rc = SQLITE_OK, r;
-
-	assert(cb != NULL);
-	if (sqlite3_stmt_busy(s))
-		return -EBUSY;
-	sqlutil_bind_int(s, 1, run_id, &rc);
-	r = for_each_row(s, rc, run_info_row, &c);
-	return r == 0 ? -ENOENT : r;
-}
-
-int
-store_run_delete(struct store *st, int64_t run_id)
-{
-	sqlite3_stmt *s;
-	int rc = SQLITE_OK, r;
-
-	r = sp_begin(st);
-	if (r < 0)
-		return r;
-	s = st->stmt[ST_RUN_DEL_EVENTS];
-	sqlutil_bind_int(s, 1, run_id, &rc);
-	r = exec_stmt(s, rc);
-	if (r == 0) {
-		s = st->stmt[ST_RUN_DEL];
-		sqlutil_bind_int(s, 1, run_id, &rc);
-		r = exec_stmt(s, rc);
-	}
-	return sp_end(st, r);
-}
-
-/* Inbox rows past the count or the age limit, oldest first. */
-static int
-prune_inbox(struct store *st, const struct store_retention *r, int64_t now,
-    int64_t *budget)
-{
-	sqlite3_stmt *s;
-	int64_t last = 0;
-	int rc = SQLITE_OK, e;
-
-	if (r->inbox_max_count > 0 && *budget > 0) {
-		e = store_inbox_last_seq(st, &last);
-		if (e < 0)
-			return e;
-		s = st->stmt[ST_PRUNE_INBOX_SEQ];
-		sqlutil_bind_int(s, 1, last - r->inbox_max_count, &rc);
-		sqlutil_bind_int(s, 2, *budget, &rc);
-		e = exec_stmt(s, rc);
-		if (e < 0)
-			return e;
-		*budget -= sqlite3_changes(st->db);
-	}
-	if (r->inbox_max_age > 0 && *budget > 0) {
-		s = st->stmt[ST_PRUNE_INBOX_AGE];
-		sqlutil_bind_int(s, 1, now - r->inbox_max_age, &rc);
-		sqlutil_bind_int(s, 2, *budget, &rc);
-		e = exec_stmt(s, rc);
-		if (e < 0)
-			return e;
-		*budget -= sqlite3_changes(st->db);
-	}
-	return 0;
-}
-
-/*
- * Steps a victim query: 1, its run and its terminal column (0, 1 or
- * RUN_DOOMED), 0 if none, or -errno. Resets it.
- */
-static int
-pick_run(sqlite3_stmt *s, int rc, int64_t *ret_run_id, int *ret_state)
-{
-	int r = 0;
-
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*ret_run_id = sqlite3_column_int64(s, 0);
-		*ret_state = sqlite3_column_int(s, 1);
-		r = 1;
-	} else if (rc != SQLITE_DONE)
-		r = sqlutil_errno(rc);
-	sqlutil_reset(s);
-	return r;
-}
-
-/*
- * Deletes run_id's events, oldest first, within *budget, then its status
- * row if none are left and budget remains. Returns 1 if the run is gone,
- * 0 if the budget ran out first, or -errno.
- */
-static int
-prune_one_run(struct store *st, int64_t run_id, int64_t *budget)
-{
-	sqlite3_stmt *s = st->stmt[ST_PRUNE_RUN_EVENTS];
-	int64_t asked = *budget, n;
-	int rc = SQLITE_OK, e;
-
-	sqlutil_bind_int(s, 1, run_id, &rc);
-	sqlutil_bind_int(s, 2, asked, &rc);
-	e = exec_stmt(s, rc);
-	if (e < 0)
-		return e;
-	n = sqlite3_changes(st->db);
-	*budget -= n;
-	if (n == asked) {
-		/* What is left is no log to serve: hide it until it goes. */
-		s = st->stmt[ST_PRUNE_RUN_DOOM];
-		sqlutil_bind_int(s, 1, run_id, &rc);
-		e = exec_stmt(s, rc);
-		return e < 0 ? e : 0;
-	}
-	s = st->stmt[ST_PRUNE_RUN_DEL];
-	sqlutil_bind_int(s, 1, run_id, &rc);
-	e = exec_stmt(s, rc);
-	if (e < 0)
-		return e;
-	*budget -= 1;
-	return 1;
-}
-
-/*
- * A run a previous call left half pruned goes first, then runs idle for
- * longer than the age limit, then the oldest terminal runs beyond the
- * count limit. One victim at a time, each found by an index seek, so the
- * work stays proportional to what is deleted.
- */
-static int
-prune_runs(struct store *st, const struct store_retention *r, int64_t now,
-    int64_t *budget)
-{
-	int64_t excess = 0, count = 0, run_id = 0;
-	int rc = SQLITE_OK, state = 0, e;
-
-	if (r->runs_max_count > 0) {
-		e = query_int(st->stmt[ST_PRUNE_RUN_COUNT], SQLITE_OK, &count);
-		if (e < 0)
-			return e;
-		excess = count - r->runs_max_count;
-	}
-	while (*budget > 0) {
-		e = pick_run(st->stmt[ST_PRUNE_RUN_DOOMED], SQLITE_OK, &run_id,
-		    &state);
-		if (e == 0 && r->runs_max_age > 0) {
-			sqlite3_stmt *s = st->stmt[ST_PRUNE_RUN_AGED];
-
-			sqlutil_bind_int(s, 1, now - r->runs_max_age, &rc);
-			e = pick_run(s, rc, &run_id, &state);
-		}
-		if (e == 0 && excess > 0)
-			e = pick_run(st->stmt[ST_PRUNE_RUN_OLDEST], SQLITE_OK,
-			    &run_id, &state);
-		if (e <= 0)
-			return e;
-		/* Gone or doomed, it no longer counts among the kept. */
-		if (state == 1)
-			excess--;
-		e = prune_one_run(st, run_id, budget);
-		if (e <= 0)
-			return e;
-	}
-	return 0;
+	return store_exec(st->stmt[ST_KEY_CLEAR], SQLITE_OK);
 }
 
 int
@@ -1486,18 +757,18 @@ store_prune(struct store *st, const struct store_retention *r, int64_t now,
 	if (max == 0)
 		return 0;
 	budget = max;
-	e = sp_begin(st);
+	e = store_sp_begin(st);
 	if (e < 0)
 		return e;
-	e = prune_inbox(st, r, now, &budget);
+	e = store_prune_inbox(st, r, now, &budget);
 	if (e == 0)
-		e = prune_runs(st, r, now, &budget);
+		e = store_prune_runs(st, r, now, &budget);
 	if (e == 0)
 		e = (int)(max - budget);
-	e = sp_end(st, e);
+	e = store_sp_end(st, e);
 	/* Pruned ids may come back as new (outside a batch: committed). */
 	if (e > 0 && st->ids != NULL && !st->in_batch)
-		trim_ids(st);
+		store_trim_ids(st);
 	return e;
 }
 
@@ -1514,7 +785,7 @@ store_audit_add(struct store *st, const struct store_audit *a)
 	sqlutil_bind_text(s, 5, a->method, &rc);
 	sqlutil_bind_int(s, 6, a->status, &rc);
 	sqlutil_bind_int(s, 7, a->duration_ms, &rc);
-	return exec_stmt(s, rc);
+	return store_exec(s, rc);
 }
 
 static int
@@ -1548,7 +819,7 @@ store_audit_list(struct store *st, int64_t uid, int64_t since_ms, size_t limit,
 	sqlutil_bind_int(s, 2, since_ms, &rc);
 	sqlutil_bind_int(s, 3, limit > 0 && limit < INT64_MAX ? (int64_t)limit : -1,
 	    &rc);
-	return for_each_row(s, rc, audit_row, &c);
+	return store_for_each_row(s, rc, audit_row, &c);
 }
 
 int
@@ -1559,5 +830,5 @@ store_audit_prune(struct store *st, int64_t keep, int64_t before_ms)
 
 	sqlutil_bind_int(s, 1, keep, &rc);
 	sqlutil_bind_int(s, 2, before_ms, &rc);
-	return exec_stmt(s, rc);
+	return store_exec(s, rc);
 }
