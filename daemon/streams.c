@@ -9,6 +9,11 @@
  * state.db after the loop has flushed its final lines, and a hub for a run
  * known only to state.db is loaded from there, finished, so every path
  * that finds a hub in memory works the same on one loaded.
+ *
+ * This file holds the hubs: their registry, the upstream transfer and
+ * its events, re-attaches and the end of a run. The subscribers are in
+ * streams_subs.c, the state.db side in streams_store.c; what the three
+ * share is in streams_int.h.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -26,105 +30,16 @@
 #include "request.h"
 #include "loop.h"
 #include "runacc.h"
-#include "server.h"
 #include "sse.h"
-#include "store.h"
 #include "streams.h"
+#include "streams_int.h"
 #include "upstream.h"
 
 #define REATTACH_BASE_MS 250
-#define FAN_OUT_PEEK 64 /* events between looks at a reader behind */
 
-enum hub_state {
-	HUB_STARTING, /* request sent, no event yet */
-	HUB_LIVE,     /* events flowing */
-	HUB_WAITING,  /* between a drop and the re-attach */
-	HUB_FINISHED, /* final result known */
-};
-
-struct logent {
-	char *text; /* the event JSON */
-	size_t len;
-	bool is_text; /* a text-delta */
-};
-
-struct stream_sub {
-	struct hub *hub;
-	struct conn *conn;
-	char *head; /* {"id":ID,"seq": of its event lines */
-	size_t hlen;
-	bool text_only;
-	uint64_t cursor; /* last seq sent */
-	uint64_t mark;   /* the log's length when it last took an event */
-	bool behind;     /* waiting in the pump list */
-	stream_done_cb done;
-	void *arg;
-	TAILQ_ENTRY(stream_sub) link;
-	TAILQ_ENTRY(stream_sub) pump_link;
-};
-
-TAILQ_HEAD(sub_list, stream_sub);
-
-struct hub {
-	struct streams *s;
-	bool has_id;
-	int64_t run_id;
-	char *user_id;
-	enum hub_state state;
-	struct up_req *up;
-	bool up_is_get; /* the transfer is an attach (history replayed) */
-	struct loop_timer *timer;
-	struct loop_timer *idle; /* read inactivity of a streaming transfer */
-	uint64_t last_data;      /* loop time of its last bytes */
-	struct sse_parser sse;
-	struct runacc acc;
-	bool terminal; /* a terminal event arrived on the transfer */
-	const char *end_status; /* "completed", "failed", "cancelled" */
-	struct logent *log;
-	size_t nlog, caplog, logbytes;
-	size_t skip;  /* replayed events still to skip after a re-attach */
-	bool skip_check; /* the first replayed event says what is replayed */
-	size_t turn;  /* first log index of the current turn */
-	int reattaches;
-	cJSON *result; /* final result once finished */
-	struct codec_error *err; /* or the final error */
-	struct apierr apierr;
-	struct sub_list subs;
-	TAILQ_ENTRY(hub) link; /* live or finished list */
-	size_t nsaved;         /* events of the log that state.db holds */
-	bool save_pending;     /* finished, on the save list */
-	unsigned save_fails;
-	TAILQ_ENTRY(hub) save_link;
-};
-
-TAILQ_HEAD(hub_list, hub);
-
-struct streams {
-	struct loop *loop;
-	struct upstream *up;
-	struct hub_list live, finished;
-	size_t nfinished;
-	struct sub_list behind;
-	struct store *st;         /* state.db, or NULL */
-	struct hub_list saves;    /* finished hubs to write there */
-	struct loop_timer *saver; /* writes them */
-	struct store_run_event chunk[STREAMS_SAVE_CHUNK]; /* events per write */
-	char *line; /* where event lines are put together */
-	size_t linecap;
-	struct streams_stats stats;
-};
-
-static void hub_start_transfer(struct hub *h, enum method_verb verb,
-    const char *path, const char *body, const char *idem_key);
 static void hub_finish(struct hub *h);
 static void hub_fail(struct hub *h, const struct codec_error *e);
 static void stream_ended(struct hub *h, const char *why);
-static void retire(struct hub *h);
-static int hub_save(struct hub *h);
-static void save_later(struct hub *h);
-static void save_done(struct hub *h);
-static bool save_now(struct hub *h, bool last_try);
-static struct hub *hub_load(struct streams *s, int64_t run_id);
 
 int
 streams_new(struct loop *loop, struct upstream *up, struct streams **ret)
@@ -149,26 +64,13 @@ streams_set_store(struct streams *s, struct store *st)
 	s->st = st;
 }
 
-static void
-sub_free(struct stream_sub *sub)
-{
-	struct hub *h = sub->hub;
-
-	if (sub->behind)
-		TAILQ_REMOVE(&h->s->behind, sub, pump_link);
-	TAILQ_REMOVE(&h->subs, sub, link);
-	h->s->stats.subs--;
-	free(sub->head);
-	free(sub);
-}
-
-static void
-hub_free(struct hub *h)
+void
+streams_hub_free(struct hub *h)
 {
 	struct stream_sub *sub;
 
 	while ((sub = TAILQ_FIRST(&h->subs)) != NULL)
-		sub_free(sub);
+		streams_sub_free(sub);
 	if (h->up != NULL)
 		upstream_cancel(h->s->up, h->up);
 	if (h->timer != NULL)
@@ -184,7 +86,7 @@ hub_free(struct hub *h)
 	cJSON_Delete(h->result);
 	apierr_done(&h->apierr);
 	if (h->save_pending)
-		save_done(h);
+		streams_save_done(h);
 	if (h->state == HUB_FINISHED) {
 		TAILQ_REMOVE(&h->s->finished, h, link);
 		h->s->nfinished--;
@@ -202,19 +104,19 @@ streams_free(struct streams *s)
 		return;
 	/* One try each: what cannot be written now is lost, and said so. */
 	while (!TAILQ_EMPTY(&s->saves))
-		(void)save_now(TAILQ_FIRST(&s->saves), true);
+		(void)streams_save_now(TAILQ_FIRST(&s->saves), true);
 	if (s->saver != NULL)
 		loop_timer_del(s->loop, s->saver);
 	while (!TAILQ_EMPTY(&s->live))
-		hub_free(TAILQ_FIRST(&s->live));
+		streams_hub_free(TAILQ_FIRST(&s->live));
 	while (!TAILQ_EMPTY(&s->finished))
-		hub_free(TAILQ_FIRST(&s->finished));
+		streams_hub_free(TAILQ_FIRST(&s->finished));
 	free(s->line);
 	free(s);
 }
 
-static struct hub *
-hub_find(struct streams *s, int64_t run_id)
+struct hub *
+streams_hub_find(struct streams *s, int64_t run_id)
 {
 	struct hub *h;
 
@@ -227,8 +129,8 @@ hub_find(struct streams *s, int64_t run_id)
 	return NULL;
 }
 
-static struct hub *
-hub_new(struct streams *s)
+struct hub *
+streams_hub_new(struct streams *s)
 {
 	struct hub *h = calloc(1, sizeof(*h));
 
@@ -244,21 +146,21 @@ hub_new(struct streams *s)
 }
 
 /* Back from the finished list for a new turn (a reply). */
-static void
-hub_revive(struct hub *h)
+void
+streams_hub_revive(struct hub *h)
 {
 	/*
 	 * Written now if it can be; else with the new turn, which writes
 	 * whatever state.db lacks.
 	 */
 	if (h->save_pending) {
-		int r = hub_save(h);
+		int r = streams_hub_save(h);
 
 		if (r < 0)
 			log_warn("run %" PRId64 ": its event log goes to "
 				 "state.db when its new turn ends (%s)",
 			    h->run_id, strerror(-r));
-		save_done(h);
+		streams_save_done(h);
 	}
 	TAILQ_REMOVE(&h->s->finished, h, link);
 	h->s->nfinished--;
@@ -275,168 +177,11 @@ hub_revive(struct hub *h)
 	h->turn = h->nlog;
 }
 
-/* ---- sending ----------------------------------------------------------- */
-
-/* Writes v in decimal at p; returns the digits written. */
-static size_t
-u64_format(char *p, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v > 0);
-	for (size_t i = 0; i < n; i++)
-		p[i] = tmp[n - 1 - i];
-	return n;
-}
-
-/*
- * Queues event seq (1-based) for sub. Returns false if it must wait. The
- * line is the sub's head, the seq and the logged event text, put together
- * in one buffer the hub keeps: no formatting and no allocation per line.
- */
-static bool
-sub_send(struct stream_sub *sub, uint64_t seq)
-{
-	static const char ev[] = ",\"event\":";
-	const struct logent *e = &sub->hub->log[seq - 1];
-	struct streams *s = sub->hub->s;
-	size_t len = sub->hlen + 20 + sizeof(ev) - 1 + e->len + 2;
-	char *p;
-
-	if (sub->text_only && !e->is_text) {
-		sub->cursor = seq;
-		sub->mark = sub->hub->nlog;
-		return true;
-	}
-	if (server_queued(sub->conn) >= STREAMS_SUB_QUEUE) {
-		/* A burst from upstream: let a reader that keeps up drain. */
-		server_write_now(sub->conn);
-		if (server_queued(sub->conn) >= STREAMS_SUB_QUEUE)
-			return false;
-	}
-	if (len > s->linecap) {
-		size_t cap = len < 4096 ? 4096 : len * 2;
-		char *l = realloc(s->line, cap);
-
-		if (l == NULL)
-			return false;
-		s->line = l;
-		s->linecap = cap;
-	}
-	p = s->line;
-	memcpy(p, sub->head, sub->hlen);
-	p += sub->hlen;
-	p += u64_format(p, seq);
-	memcpy(p, ev, sizeof(ev) - 1);
-	p += sizeof(ev) - 1;
-	memcpy(p, e->text, e->len);
-	p += e->len;
-	*p++ = '}';
-	*p++ = '\n';
-	if (server_send(sub->conn, s->line, (size_t)(p - s->line)) < 0)
-		return false;
-	sub->cursor = seq;
-	sub->mark = sub->hub->nlog;
-	s->stats.deliveries++;
-	return true;
-}
-
-static void
-sub_finish(struct stream_sub *sub, const cJSON *result,
-    const struct codec_error *err, long long lagged)
-{
-	stream_done_cb done = sub->done;
-	void *arg = sub->arg;
-
-	sub_free(sub);
-	done(arg, result, err, lagged);
-}
-
-static void
-sub_lagged(struct stream_sub *sub)
-{
-	sub->hub->s->stats.lagged++;
-	log_info("subscriber of pid %d lagged at seq %" PRIu64,
-	    (int)server_peer(sub->conn)->pid, sub->cursor);
-	sub_finish(sub, NULL, NULL, (long long)sub->cursor);
-}
-
-static void
-sub_mark_behind(struct stream_sub *sub)
-{
-	if (!sub->behind) {
-		sub->behind = true;
-		TAILQ_INSERT_TAIL(&sub->hub->s->behind, sub, pump_link);
-	}
-}
-
-/*
- * Whether sub stopped draining: more than STREAMS_MAX_LAG events arrived
- * since it last took one. A reader working through a long log is behind
- * but not stalled, and a finished run's log does not grow.
- */
-static bool
-sub_stalled(const struct stream_sub *sub)
-{
-	return sub->hub->nlog - sub->mark > STREAMS_MAX_LAG;
-}
-
-/*
- * Sends sub everything it can take. Returns false when the subscription
- * ended (lagged or final line sent).
- */
-static bool
-sub_catch_up(struct stream_sub *sub)
-{
-	struct hub *h = sub->hub;
-
-	if (sub_stalled(sub)) {
-		/* Its reader may have drained what was written already. */
-		server_write_now(sub->conn);
-		if (server_queued(sub->conn) >= STREAMS_SUB_QUEUE / 2) {
-			sub_lagged(sub);
-			return false;
-		}
-	}
-	while (sub->cursor < h->nlog) {
-		if (!sub_send(sub, sub->cursor + 1)) {
-			sub_mark_behind(sub);
-			return true;
-		}
-	}
-	if (sub->behind) {
-		sub->behind = false;
-		TAILQ_REMOVE(&h->s->behind, sub, pump_link);
-	}
-	if (h->state == HUB_FINISHED) {
-		sub_finish(sub, h->result, h->err, -1);
-		return false;
-	}
-	return true;
-}
-
-void
-streams_pump(struct streams *s)
-{
-	struct stream_sub *sub, *next;
-
-	for (sub = TAILQ_FIRST(&s->behind); sub != NULL; sub = next) {
-		next = TAILQ_NEXT(sub, pump_link);
-		if (server_queued(sub->conn) < STREAMS_SUB_QUEUE / 2 ||
-		    sub_stalled(sub))
-			(void)sub_catch_up(sub);
-	}
-}
-
 /* ---- events ------------------------------------------------------------ */
 
 /* Makes room for one more event in the log: 0, -EFBIG or -ENOMEM. */
-static int
-log_reserve(struct hub *h)
+int
+streams_log_reserve(struct hub *h)
 {
 	if (h->nlog >= STREAMS_MAX_EVENTS || h->logbytes >= STREAMS_MAX_LOG)
 		return -EFBIG;
@@ -453,8 +198,8 @@ log_reserve(struct hub *h)
 }
 
 /* Logs text (len bytes, NUL-terminated), taking it. */
-static void
-log_push_take(struct hub *h, char *text, size_t len, bool is_text)
+void
+streams_log_push_take(struct hub *h, char *text, size_t len, bool is_text)
 {
 	struct logent *e = &h->log[h->nlog++];
 
@@ -470,44 +215,16 @@ log_append(struct hub *h, const cJSON *ev, const char *type)
 	char *text;
 	int r;
 
-	r = log_reserve(h);
+	r = streams_log_reserve(h);
 	if (r < 0)
 		return r;
 	text = cJSON_PrintUnformatted(ev);
 	if (text == NULL)
 		return -ENOMEM;
-	log_push_take(h, text, strlen(text), strcmp(type, "text-delta") == 0);
+	streams_log_push_take(h, text, strlen(text),
+	    strcmp(type, "text-delta") == 0);
 	h->s->stats.events++;
 	return 0;
-}
-
-static void
-fan_out(struct hub *h)
-{
-	struct stream_sub *sub, *next;
-
-	for (sub = TAILQ_FIRST(&h->subs); sub != NULL; sub = next) {
-		next = TAILQ_NEXT(sub, link);
-		if (sub->behind) {
-			/*
-			 * The loop does not sleep (and pump) during a long
-			 * burst from upstream: look in on it now and then.
-			 */
-			if ((h->nlog & (FAN_OUT_PEEK - 1)) == 0) {
-				server_write_now(sub->conn);
-				if (server_queued(sub->conn) <
-				    STREAMS_SUB_QUEUE / 2)
-					(void)sub_catch_up(sub);
-			}
-			continue;
-		}
-		if (sub->cursor + 1 == h->nlog) {
-			if (!sub_send(sub, h->nlog))
-				sub_mark_behind(sub);
-		} else if (sub->cursor + 1 < h->nlog) {
-			(void)sub_catch_up(sub);
-		}
-	}
 }
 
 /* Registers the run id learnt from the stream. */
@@ -519,7 +236,7 @@ learn_run_id(struct hub *h)
 	if (h->has_id || runacc_run_id(&h->acc, &id) < 0)
 		return;
 	/* A second hub for a known run stays anonymous: no two share an id. */
-	if (hub_find(h->s, id) != NULL)
+	if (streams_hub_find(h->s, id) != NULL)
 		return;
 	h->has_id = true;
 	h->run_id = id;
@@ -569,7 +286,7 @@ event_cb(struct sse_event *ev, void *arg)
 		return r;
 	(void)runacc_feed(&h->acc, ev->json);
 	learn_run_id(h);
-	fan_out(h);
+	streams_fan_out(h);
 	if (sse_type_is_terminal(ev->type)) {
 		h->terminal = true;
 		h->end_status = sse_type_is_terminal_failure(ev->type) ? "failed" :
@@ -651,8 +368,8 @@ data_cb(const char *p, size_t len, void *arg)
 
 /* ---- finishing --------------------------------------------------------- */
 
-static void
-retire(struct hub *h)
+void
+streams_retire(struct hub *h)
 {
 	TAILQ_REMOVE(&h->s->live, h, link);
 	h->state = HUB_FINISHED;
@@ -671,20 +388,8 @@ retire(struct hub *h)
 		if (old == NULL)
 			break;
 		if (old->save_pending)
-			(void)save_now(old, true);
-		hub_free(old);
-	}
-}
-
-static void
-finish_subs(struct hub *h)
-{
-	struct stream_sub *sub, *next;
-
-	for (sub = TAILQ_FIRST(&h->subs); sub != NULL; sub = next) {
-		next = TAILQ_NEXT(sub, link);
-		if (!sub->behind)
-			(void)sub_catch_up(sub);
+			(void)streams_save_now(old, true);
+		streams_hub_free(old);
 	}
 }
 
@@ -741,9 +446,9 @@ hub_finish_with(struct hub *h, const cJSON *run)
 		cJSON_AddStringToObject(res, "status", h->end_status);
 	}
 	h->result = res;
-	retire(h);
-	finish_subs(h);
-	save_later(h);
+	streams_retire(h);
+	streams_finish_subs(h);
+	streams_save_later(h);
 }
 
 static void
@@ -759,8 +464,8 @@ hub_fail(struct hub *h, const struct codec_error *e)
 
 	/* Nothing to keep: answer everyone with the error and go. */
 	while ((sub = TAILQ_FIRST(&h->subs)) != NULL)
-		sub_finish(sub, NULL, e, -1);
-	hub_free(h);
+		streams_sub_finish(sub, NULL, e, -1);
+	streams_hub_free(h);
 }
 
 static void hub_reattach_cb(struct loop *loop, void *arg);
@@ -817,45 +522,6 @@ fetch_final(struct hub *h)
 }
 
 /*
- * Moves every subscriber of h to other, the hub that already follows the
- * same run, from the turn's first event (an idempotent replay, which the
- * SDK follows with an attach that replays the turn) or from now (a queued
- * reply), and frees h.
- */
-/* Moves sub to the hub other, to be sent its log after cursor. */
-static void
-sub_move(struct stream_sub *sub, struct hub *other, uint64_t cursor)
-{
-	if (sub->behind) {
-		TAILQ_REMOVE(&sub->hub->s->behind, sub, pump_link);
-		sub->behind = false;
-	}
-	TAILQ_REMOVE(&sub->hub->subs, sub, link);
-	sub->hub = other;
-	sub->cursor = cursor;
-	sub->mark = other->nlog;
-	TAILQ_INSERT_TAIL(&other->subs, sub, link);
-}
-
-static void
-hub_merge(struct hub *h, struct hub *other, bool from_now)
-{
-	struct stream_sub *sub;
-	struct sub_list moved;
-
-	TAILQ_INIT(&moved);
-	while ((sub = TAILQ_FIRST(&h->subs)) != NULL) {
-		sub_move(sub, other, from_now ? other->nlog : other->turn);
-		TAILQ_INSERT_TAIL(&moved, sub, pump_link);
-	}
-	hub_free(h);
-	while ((sub = TAILQ_FIRST(&moved)) != NULL) {
-		TAILQ_REMOVE(&moved, sub, pump_link);
-		(void)sub_catch_up(sub);
-	}
-}
-
-/*
  * A JSON answer to a streaming request: an idempotent replay (the run
  * the key started, upstream-api.md 4.3) or a queued reply (6.7). A run
  * this daemon already follows is joined; a finished one is the result;
@@ -879,11 +545,11 @@ json_answer(struct hub *h, const char *body, size_t len)
 		hub_fail(h, &e);
 		return;
 	}
-	other = hub_find(h->s, (int64_t)id->valuedouble);
+	other = streams_hub_find(h->s, (int64_t)id->valuedouble);
 	if (other == NULL)
-		other = hub_load(h->s, (int64_t)id->valuedouble);
+		other = streams_hub_load(h->s, (int64_t)id->valuedouble);
 	if (other != NULL && other != h) {
-		hub_merge(h, other,
+		streams_hub_merge(h, other,
 		    cJSON_IsString(dl) && strcmp(dl->valuestring, "queued") == 0);
 	} else if (status_terminal(cJSON_GetObjectItemCaseSensitive(run,
 		       "status"))) {
@@ -896,7 +562,7 @@ json_answer(struct hub *h, const char *body, size_t len)
 		h->run_id = (int64_t)id->valuedouble;
 		h->skip = h->nlog - h->turn;
 		h->skip_check = true;
-		hub_start_transfer(h, VERB_GET, NULL, NULL, NULL);
+		streams_hub_start_transfer(h, VERB_GET, NULL, NULL, NULL);
 	}
 	cJSON_Delete(run);
 }
@@ -980,12 +646,12 @@ hub_reattach_cb(struct loop *loop, void *arg)
 	/* The attach replays the turn: skip what is logged of it. */
 	h->skip = h->nlog - h->turn;
 	h->skip_check = true;
-	hub_start_transfer(h, VERB_GET, NULL, NULL, NULL);
+	streams_hub_start_transfer(h, VERB_GET, NULL, NULL, NULL);
 }
 
-static void
-hub_start_transfer(struct hub *h, enum method_verb verb, const char *path,
-    const char *body, const char *idem_key)
+void
+streams_hub_start_transfer(struct hub *h, enum method_verb verb,
+    const char *path, const char *body, const char *idem_key)
 {
 	char attach[64];
 	struct up_opts o = {
@@ -1019,361 +685,6 @@ hub_start_transfer(struct hub *h, enum method_verb verb, const char *path,
 
 		hub_fail(h, &e);
 	}
-}
-
-/* ---- state.db -------------------------------------------------------- */
-
-/*
- * Writes what state.db lacks of h's log, then its result and turn, in one
- * transaction. Events are appended only to the very log state.db has of
- * the run (terminal, ending where h's saved part ends); anything else
- * there (a half-pruned or stale log) is replaced. 0 or -errno.
- */
-static int
-hub_save(struct hub *h)
-{
-	struct store *st = h->s->st;
-	int64_t now = (int64_t)time(NULL), last = 0;
-	size_t from = h->nsaved;
-	bool terminal = false;
-	char *res;
-	int r;
-
-	res = cJSON_PrintUnformatted(h->result);
-	if (res == NULL)
-		return -ENOMEM;
-	r = store_begin_batch(st);
-	if (r < 0)
-		goto out;
-	if (from > 0) {
-		r = store_run_status(st, h->run_id, &terminal);
-		if (r == 0)
-			r = store_run_last_seq(st, h->run_id, &last);
-		if (r == -ENOENT)
-			r = 0;
-		if (!terminal || last != (int64_t)from)
-			from = 0;
-	}
-	if (r == 0 && from == 0)
-		r = store_run_delete(st, h->run_id);
-	while (r == 0 && from < h->nlog) {
-		size_t n = h->nlog - from;
-
-		if (n > STREAMS_SAVE_CHUNK)
-			n = STREAMS_SAVE_CHUNK;
-		for (size_t i = 0; i < n; i++)
-			h->s->chunk[i] = (struct store_run_event){
-			    .seq = (int64_t)(from + i) + 1,
-			    .event = h->log[from + i].text,
-			    .len = h->log[from + i].len};
-		r = store_run_append_many(st, h->run_id, h->s->chunk, n, now);
-		from += n;
-	}
-	if (r == 0)
-		r = store_run_finish(st, h->run_id, res, strlen(res),
-		    (int64_t)h->turn, now);
-	if (r == 0)
-		r = store_commit_batch(st);
-	if (r < 0)
-		store_rollback_batch(st);
-	else
-		h->nsaved = h->nlog;
-out:
-	free(res);
-	return r;
-}
-
-static void save_cb(struct loop *loop, void *arg);
-
-static void
-save_schedule(struct streams *s, uint64_t ms)
-{
-	/* Without a timer the list waits for the next run's end or exit. */
-	if (s->saver == NULL &&
-	    loop_timer_add(s->loop, ms, save_cb, s, &s->saver) < 0)
-		s->saver = NULL;
-}
-
-/* h finished: on the list, to be written once its final lines are out. */
-static void
-save_later(struct hub *h)
-{
-	struct streams *s = h->s;
-
-	if (s->st == NULL || !h->has_id || h->save_pending)
-		return;
-	h->save_pending = true;
-	h->save_fails = 0;
-	TAILQ_INSERT_TAIL(&s->saves, h, save_link);
-	save_schedule(s, STREAMS_SAVE_DELAY_MS);
-}
-
-static void
-save_done(struct hub *h)
-{
-	TAILQ_REMOVE(&h->s->saves, h, save_link);
-	h->save_pending = false;
-}
-
-/*
- * One write of h. Returns false if it failed and is to be tried again;
- * on the last try (or the STREAMS_SAVE_TRIES-th), h leaves the list
- * unwritten, with a warning.
- */
-static bool
-save_now(struct hub *h, bool last_try)
-{
-	uint64_t t0 = loop_update_time(h->s->loop);
-	int r = hub_save(h);
-
-	if (r == 0) {
-		log_debug("run %" PRId64 ": %zu events in state.db (%" PRIu64
-			  " ms)",
-		    h->run_id, h->nlog, loop_update_time(h->s->loop) - t0);
-		save_done(h);
-		return true;
-	}
-	if (last_try || ++h->save_fails >= STREAMS_SAVE_TRIES) {
-		log_warn("run %" PRId64 ": its event log is not in state.db "
-			 "(%s); it will not be replayed after a restart",
-		    h->run_id, strerror(-r));
-		save_done(h);
-		return true;
-	}
-	log_warn("run %" PRId64 ": cannot write its event log to state.db "
-		 "yet (%s); trying again",
-	    h->run_id, strerror(-r));
-	return false;
-}
-
-static void
-save_cb(struct loop *loop, void *arg)
-{
-	struct streams *s = arg;
-	struct hub *h;
-	uint64_t ms;
-
-	(void)loop;
-	s->saver = NULL;
-	for (int n = 0; (h = TAILQ_FIRST(&s->saves)) != NULL; n++) {
-		if (n == STREAMS_SAVE_PER_TURN) {
-			save_schedule(s, STREAMS_SAVE_DELAY_MS);
-			return;
-		}
-		if (!save_now(h, false)) {
-			ms = (uint64_t)STREAMS_SAVE_RETRY_MS
-			    << (h->save_fails - 1);
-			if (ms > STREAMS_SAVE_RETRY_MAX_MS)
-				ms = STREAMS_SAVE_RETRY_MAX_MS;
-			save_schedule(s, ms);
-			return;
-		}
-	}
-}
-
-/* What state.db says of a run, for hub_load. */
-struct load_ctx {
-	bool terminal;
-	bool has_result;
-	int64_t turn;
-	cJSON *result;
-};
-
-static int
-load_info_cb(const struct store_run *run, void *arg)
-{
-	struct load_ctx *c = arg;
-
-	c->terminal = run->terminal;
-	c->turn = run->turn;
-	c->has_result = run->result != NULL;
-	if (run->result != NULL)
-		c->result = cJSON_ParseWithLength(run->result, run->result_len);
-	return 0;
-}
-
-static int
-load_event_cb(const struct store_run_event *ev, void *arg)
-{
-	struct hub *h = arg;
-	const cJSON *type;
-	cJSON *json;
-	char *text;
-	bool is_text;
-	int r;
-
-	/* A whole log numbers its events 1, 2, 3, ... */
-	if (ev->seq != (int64_t)h->nlog + 1)
-		return -EBADMSG;
-	r = log_reserve(h);
-	if (r < 0)
-		return r;
-	json = cJSON_ParseWithLength(ev->event, ev->len);
-	if (json == NULL)
-		return -EBADMSG;
-	type = cJSON_GetObjectItemCaseSensitive(json, "type");
-	is_text = cJSON_IsString(type) &&
-	    strcmp(type->valuestring, "text-delta") == 0;
-	cJSON_Delete(json);
-	text = malloc(ev->len + 1);
-	if (text == NULL)
-		return -ENOMEM;
-	memcpy(text, ev->event, ev->len + 1);
-	log_push_take(h, text, ev->len, is_text);
-	return 0;
-}
-
-/*
- * The hub of run_id, finished, from its log in state.db; NULL when there
- * is none there (or no finished one, or it cannot be read: then the
- * upstream is asked, as without state.db).
- */
-static struct hub *
-hub_load(struct streams *s, int64_t run_id)
-{
-	struct load_ctx c = {0};
-	struct hub *h = NULL;
-	int r;
-
-	if (s->st == NULL)
-		return NULL;
-	r = store_run_get(s->st, run_id, load_info_cb, &c);
-	if (r >= 0 && (!c.terminal || !c.has_result))
-		r = -ENOENT; /* not a log this hub wrote whole */
-	else if (r >= 0 && c.result == NULL)
-		r = -EBADMSG;
-	if (r >= 0 && (h = hub_new(s)) == NULL)
-		r = -ENOMEM;
-	if (r >= 0)
-		r = store_run_iter(s->st, run_id, 0, 0, load_event_cb, h);
-	if (r >= 0 && (c.turn < 0 || (uint64_t)c.turn > h->nlog))
-		r = -EBADMSG;
-	if (r < 0) {
-		if (r != -ENOENT)
-			log_warn("run %" PRId64 ": its log in state.db is not "
-				 "used (%s)",
-			    run_id, strerror(-r));
-		cJSON_Delete(c.result);
-		if (h != NULL)
-			hub_free(h);
-		return NULL;
-	}
-	h->has_id = true;
-	h->run_id = run_id;
-	h->turn = (size_t)c.turn;
-	h->result = c.result;
-	h->nsaved = h->nlog;
-	retire(h);
-	log_debug("run %" PRId64 ": %zu events from state.db", run_id, h->nlog);
-	return h;
-}
-
-/* ---- subscribing ------------------------------------------------------- */
-
-/* {"id":ID,"seq": (or {"seq": without an id), the start of sub's lines. */
-static int
-sub_head(struct stream_sub *sub, const cJSON *id)
-{
-	char *printed = id != NULL ? cJSON_PrintUnformatted(id) : NULL;
-	size_t n = printed != NULL ? strlen(printed) : 0;
-
-	if (id != NULL && printed == NULL)
-		return -ENOMEM;
-	sub->head = malloc(n + 16);
-	if (sub->head == NULL) {
-		free(printed);
-		return -ENOMEM;
-	}
-	if (printed != NULL)
-		sub->hlen = (size_t)snprintf(sub->head, n + 16,
-		    "{\"id\":%s,\"seq\":", printed);
-	else
-		sub->hlen = (size_t)snprintf(sub->head, n + 16, "{\"seq\":");
-	free(printed);
-	return 0;
-}
-
-int
-streams_subscribe(struct streams *s, const struct stream_start *st,
-    const struct stream_target *t, struct stream_sub **ret)
-{
-	struct stream_sub *sub;
-	struct hub *h = NULL;
-	bool start = false;
-
-	sub = calloc(1, sizeof(*sub));
-	if (sub == NULL)
-		return -ENOMEM;
-	if (sub_head(sub, t->id) < 0) {
-		free(sub);
-		return -ENOMEM;
-	}
-	sub->conn = t->conn;
-	sub->text_only = t->text_only;
-	sub->done = t->done;
-	sub->arg = t->arg;
-
-	if (st->has_run_id) {
-		h = hub_find(s, st->run_id);
-		if (h == NULL)
-			h = hub_load(s, st->run_id);
-	}
-	if (st->verb == VERB_GET) {
-		/* Attach: the log serves what it has, the rest is live. */
-		if (h == NULL) {
-			h = hub_new(s);
-			start = true;
-		}
-	} else if (h != NULL && h->state == HUB_FINISHED) {
-		hub_revive(h); /* a reply opens a new turn of this run */
-		start = true;
-	} else {
-		/* A new run, or a reply while a turn still streams. */
-		h = hub_new(s);
-		start = true;
-	}
-	if (h == NULL) {
-		free(sub->head);
-		free(sub);
-		return -ENOMEM;
-	}
-	if (start && st->has_run_id && hub_find(s, st->run_id) == NULL) {
-		h->has_id = true;
-		h->run_id = st->run_id;
-	} else if (start && st->has_run_id && !h->has_id) {
-		/* Another hub owns the id: this one stays anonymous. */
-	}
-	if (start && st->user_id != NULL && h->user_id == NULL)
-		h->user_id = strdup(st->user_id);
-	sub->hub = h;
-	/* A POST's subscriber wants this turn only; attach starts anywhere. */
-	sub->cursor = st->verb == VERB_GET ? t->after_seq : h->turn;
-	if (sub->cursor > h->nlog)
-		sub->cursor = h->nlog;
-	sub->mark = h->nlog;
-	TAILQ_INSERT_TAIL(&h->subs, sub, link);
-	s->stats.subs++;
-	if (ret != NULL)
-		*ret = sub;
-	if (start) {
-		h->state = HUB_STARTING;
-		if (st->verb == VERB_GET && !h->has_id) {
-			h->run_id = st->run_id;
-			h->has_id = true;
-		}
-		hub_start_transfer(h, st->verb, st->path, st->body,
-		    st->idem_key);
-		return 0;
-	}
-	(void)sub_catch_up(sub);
-	return 0;
-}
-
-void
-streams_unsubscribe(struct stream_sub *sub)
-{
-	if (sub != NULL)
-		sub_free(sub);
 }
 
 void
