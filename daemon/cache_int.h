@@ -1,12 +1,13 @@
 /*
  * SPDX-License-Identifier: MIT
  *
- * What cache.c (the database, its pages and objects, checks and rebuilds)
- * and cache_blob.c (the content-addressed file store) share: the handle,
- * the prepared statements and the SQLite helpers. Not for other modules:
- * they use cache.h. Helpers follow the module's rules: -errno returns,
- * binders keep the first failure in *rc, SQLite codes mapped by
- * cache_errno (-EBADMSG and -EIO ask for a rebuild).
+ * What cache.c (the database, checks and rebuilds), cache_entry.c (the
+ * pages and objects), cache_key.c (keys, resource names and TTLs) and
+ * cache_blob.c (the content-addressed file store) share: the handle, the
+ * prepared statements and the SQLite helpers. Not for other modules: they
+ * use cache.h. Helpers follow the module's rules: -errno returns, binders
+ * keep the first failure in *rc, SQLite codes mapped by cache_errno
+ * (-EBADMSG and -EIO ask for a rebuild).
  */
 #ifndef M8_CACHE_INT_H
 #define M8_CACHE_INT_H
@@ -130,6 +131,12 @@ void cache_rebuild(struct cache *c);
 int cache_tx_begin(struct cache *c);
 /* Commits if r >= 0, else rolls back. Returns r or the commit's error. */
 int cache_tx_end(struct cache *c, int r);
+
+/* cache_key.c */
+/* Writes the canonical path and query (parameters sorted) to *ret. */
+int cache_canon_path(const char *in, char **ret);
+/* Resource names as users know them: teammates live under /agents/. */
+const char *cache_resource_name(const char *name);
 
 /* cache_blob.c */
 /* blob_dir is the directory it was (not deleted or replaced). */
