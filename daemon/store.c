@@ -659,6 +659,12 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 	return SQLITE_OK;
 }
 
+void
+store_set_busy_timeout(struct store *st, unsigned ms)
+{
+	(void)sqlite3_busy_timeout(st->db, ms > INT_MAX ? INT_MAX : (int)ms);
+}
+
 int
 store_defer_checkpoints(struct store *st)
 {

@@ -142,6 +142,14 @@ void store_close(struct store *st);
 int store_defer_checkpoints(struct store *st);
 
 /*
+ * How long this connection waits for another's write lock before a
+ * statement fails with -EBUSY (opened with a short wait, for the loop).
+ * The webhook writer, a thread of its own, can wait longer: its senders
+ * are waiting anyway, and a 503 should mean more than a busy moment.
+ */
+void store_set_busy_timeout(struct store *st, unsigned ms);
+
+/*
  * With deferred checkpoints, checkpoints the WAL (PASSIVE: never waits for
  * readers) if it has grown past a threshold since the last one. Returns 1
  * if it checkpointed, 0 if not due (or not deferred, or a batch is open,

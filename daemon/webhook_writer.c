@@ -21,6 +21,13 @@
 #include "store.h"
 #include "webhook_int.h"
 
+/*
+ * How long a commit waits for a lock another connection holds (the loop's
+ * short writes, a checkpoint, another process) before its deliveries get
+ * 503: a moment of contention on a loaded machine is not a failure.
+ */
+#define WEBHOOK_WRITER_BUSY_MS 1000
+
 /* Event type and run id from the body, for filters; NULL/0 if unknown. */
 void
 webhook_peek_body(struct req *rq)
@@ -225,6 +232,7 @@ webhook_writer_main(void *arg)
 	r = store_open(w->db_path, &st);
 	if (r == 0) {
 		(void)store_defer_checkpoints(st);
+		store_set_busy_timeout(st, WEBHOOK_WRITER_BUSY_MS);
 		/* Failing here, the first delivery tries again and says why. */
 		(void)store_inbox_load(st);
 	}

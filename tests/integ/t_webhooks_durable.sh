@@ -49,9 +49,27 @@ jqt "the first body is the one kept" \
     '.event == "run.completed" and .run_id == 7'
 
 # ---- state.db locked by another process ----------------------------------------
-# Nothing can be committed: the sender gets 503 (never a 2xx for what is
-# not stored), each delivery of a batch is tried on its own, and once the
-# lock goes the same deliveries are stored as new ones.
+# A lock held for a moment (0.3 s) is waited out: the delivery is stored.
+if command -v python3 >/dev/null 2>&1; then
+	python3 - "$T/state/state.db" "$T/brief" <<'EOF' &
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+open(sys.argv[2], "w").close()
+time.sleep(0.3)
+db.execute("COMMIT")
+EOF
+	brief=$!
+	wait_for 10 test -e "$T/brief"
+	r=$(wh_send "$S" msg_brief_lock "$BODY")
+	wait "$brief"
+	weq "state.db locked for 0.3 s: the delivery waits and is stored (200)" \
+	    "${r%% *}" 200
+fi
+# Held longer than the writer waits (1 s), nothing can be committed: the
+# sender gets 503 (never a 2xx for what is not stored), each delivery of a
+# batch is tried on its own, and once the lock goes the same deliveries
+# are stored as new ones.
 if command -v python3 >/dev/null 2>&1; then
 	python3 - "$T/state/state.db" "$T/locked" "$T/unlock" <<'EOF' &
 import os, sqlite3, sys, time
