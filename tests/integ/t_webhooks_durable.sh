@@ -49,41 +49,39 @@ jqt "the first body is the one kept" \
     '.event == "run.completed" and .run_id == 7'
 
 # ---- state.db locked by another process ----------------------------------------
-# A lock held for a moment (0.3 s) is waited out: the delivery is stored.
-if command -v python3 >/dev/null 2>&1; then
-	python3 - "$T/state/state.db" "$T/brief" <<'EOF' &
-import sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], isolation_level=None)
-db.execute("BEGIN IMMEDIATE")
-open(sys.argv[2], "w").close()
-time.sleep(0.3)
-db.execute("COMMIT")
-EOF
-	brief=$!
-	wait_for 10 test -e "$T/brief"
-	r=$(wh_send "$S" msg_brief_lock "$BODY")
-	wait "$brief"
-	weq "state.db locked for 0.3 s: the delivery waits and is stored (200)" \
-	    "${r%% *}" 200
-fi
-# Held longer than the writer waits (1 s), nothing can be committed: the
-# sender gets 503 (never a 2xx for what is not stored), each delivery of a
-# batch is tried on its own, and once the lock goes the same deliveries
-# are stored as new ones.
-if command -v python3 >/dev/null 2>&1; then
-	python3 - "$T/state/state.db" "$T/locked" "$T/unlock" <<'EOF' &
+# lock_db SECS: another process takes state.db's write lock, creates
+# $T/locked once it has it, and lets go after SECS or once $T/unlock
+# exists; in the background, its pid in LOCKER.
+lock_db() {
+	rm -f "$T/locked" "$T/unlock"
+	python3 - "$T/state/state.db" "$T/locked" "$T/unlock" "$1" <<'EOF' &
 import os, sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
 db.execute("BEGIN IMMEDIATE")
 open(sys.argv[2], "w").close()
-for _ in range(400):
-    if os.path.exists(sys.argv[3]):
-        break
-    time.sleep(0.05)
+end = time.monotonic() + float(sys.argv[4])
+while time.monotonic() < end and not os.path.exists(sys.argv[3]):
+    time.sleep(0.02)
 db.execute("COMMIT")
 EOF
-	locker=$!
+	LOCKER=$!
 	wait_for 10 test -e "$T/locked"
+}
+
+if command -v python3 >/dev/null 2>&1; then
+	# A lock held for a moment (0.3 s) is waited out: the delivery is
+	# stored.
+	lock_db 0.3
+	r=$(wh_send "$S" msg_brief_lock "$BODY")
+	wait "$LOCKER"
+	weq "state.db locked for 0.3 s: the delivery waits and is stored (200)" \
+	    "${r%% *}" 200
+
+	# Held longer than the writer waits (1 s), nothing can be committed:
+	# the sender gets 503 (never a 2xx for what is not stored), each
+	# delivery of a batch is tried on its own, and once the lock goes the
+	# same deliveries are stored as new ones.
+	lock_db 20
 	r=$(wh_send "$S" msg_locked_1 "$BODY")
 	weq "state.db locked: 503" "${r%% *}" 503
 	jqt "state.db locked: says it was not stored" "${r#* }" \
@@ -118,7 +116,7 @@ EOF
 	    grep -q 'msg_gone_1: connection closed before its answer' \
 	    "$T/daemon.log"
 	touch "$T/unlock"
-	wait "$locker"
+	wait "$LOCKER"
 	check "the daemon lives on after the orphans came back" \
 	    kill -0 "$DAEMON_PID"
 	r=$(wh_send "$S" msg_locked_1 "$BODY")
