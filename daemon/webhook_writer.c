@@ -139,9 +139,11 @@ write_one(struct store *st, struct req *rq)
 	int64_t seq = 0;
 	int r;
 
+	/* Once, also when a failed batch is tried again row by row. */
 	if (!rq->parsed) {
 		webhook_peek_body(rq);
 		rq->headers = webhook_headers_json(rq);
+		rq->parsed = true;
 	}
 	if (rq->headers == NULL)
 		return -ENOMEM;

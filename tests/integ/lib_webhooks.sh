@@ -228,3 +228,22 @@ wh_consumer_stop() {
 
 # wh_lines LOG KIND: the second field of LOG's lines of that kind.
 wh_lines() { awk -v k="$2" '$1 == k { print $2 }' "$1" 2>/dev/null; }
+
+# lock_db SECS: another process takes state.db's write lock, creates
+# $T/locked once it has it, and lets go after SECS or once $T/unlock
+# exists; in the background, its pid in LOCKER.
+lock_db() {
+	rm -f "$T/locked" "$T/unlock"
+	python3 - "$T/state/state.db" "$T/locked" "$T/unlock" "$1" <<'EOF' &
+import os, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+open(sys.argv[2], "w").close()
+end = time.monotonic() + float(sys.argv[4])
+while time.monotonic() < end and not os.path.exists(sys.argv[3]):
+    time.sleep(0.02)
+db.execute("COMMIT")
+EOF
+	LOCKER=$!
+	wait_for 10 test -e "$T/locked"
+}

@@ -150,26 +150,11 @@ eq "idempotent replay: its result" "$(final <"$T/i2.out")" \
     "$(final <"$T/i1.out")"
 
 # ---- state.db locked by another process -------------------------------------
-# lock_db: another process takes state.db's write lock until $T/unlock.
-lock_db() {
-	rm -f "$T/locked" "$T/unlock"
-	python3 - "$DB" "$T/locked" "$T/unlock" <<'EOF' &
-import os, sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], isolation_level=None)
-db.execute("BEGIN IMMEDIATE")
-open(sys.argv[2], "w").close()
-end = time.time() + 30
-while not os.path.exists(sys.argv[3]) and time.time() < end:
-    time.sleep(0.02)
-db.execute("COMMIT")
-EOF
-	LOCK_PID=$!
-	wait_for 10 test -e "$T/locked"
-}
-unlock_db() { touch "$T/unlock"; wait "$LOCK_PID"; }
+# lock_db (lib_webhooks.sh) holds the lock until unlock_db.
+unlock_db() { touch "$T/unlock"; wait "$LOCKER"; }
 log_has() { grep -qF -- "$1" "$T/daemon.log"; }
 
-lock_db
+lock_db 30
 stream '{"id":8,"method":"runs.create","params":{"message":"Locked recap"}}' >"$T/l1.out"
 R3=$(run_of <"$T/l1.out")
 jqt "a run ending while state.db is locked is answered as ever" \
@@ -189,7 +174,7 @@ eq "... with no upstream request" "$(wire_list)" ""
 
 # Still locked at exit: said so in the log; after the restart the run is
 # fetched from the upstream, as without state.db.
-lock_db
+lock_db 30
 stream '{"id":10,"method":"runs.create","params":{"message":"Locked at exit"}}' >"$T/x1.out"
 R4=$(run_of <"$T/x1.out")
 check "locked: the failed write is logged" wait_for 10 log_has \

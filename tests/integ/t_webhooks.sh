@@ -196,6 +196,31 @@ r=$(wh_post msg_abc 1700000000 \
 weq "tolerance 0: the §9.2 vector (2023 timestamp) verifies" "${r%% *}" 200
 out=$(wh_deliver "{\"secret\":\"$S1\",\"mode\":\"tampered\"}")
 weq "tolerance 0: a tampered body is still 401" "$(wh_status "$out")" 401
+
+# Deliveries that queue up behind a writer waiting on a lock, large ones
+# (over 16 KiB, parsed by the writer) among them: the batch that cannot
+# be committed is tried again a delivery at a time, each gets its 503,
+# and the same delivery is stored once the lock is gone.
+if command -v python3 >/dev/null 2>&1; then
+	big=$(printf '{"event":"run.completed","pad":"%s"}' \
+	    "$(head -c 20000 /dev/zero | tr '\0' x)")
+	lock_db 30
+	wh_send "$S1" msg_first "$BODY" >"$T/first.out" &
+	first=$!
+	sleep 0.3 # the writer now waits on the lock with msg_first
+	wh_send "$S1" msg_big_1 "$big" >"$T/big1.out" &
+	b1=$!
+	wh_send "$S1" msg_big_2 "$big" >"$T/big2.out" &
+	b2=$!
+	wait "$first" "$b1" "$b2"
+	touch "$T/unlock"
+	wait "$LOCKER"
+	weq "state.db locked: a delivery and two large ones behind it, 503 each" \
+	    "$(cut -d' ' -f1 "$T/first.out" "$T/big1.out" "$T/big2.out" | paste -sd' ')" \
+	    "503 503 503"
+	r=$(wh_send "$S1" msg_big_1 "$big")
+	weq "lock gone: the large delivery is stored (200)" "${r%% *}" 200
+fi
 wh_stop
 
 # ---- secret capture through the daemon -----------------------------------

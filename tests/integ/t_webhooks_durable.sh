@@ -49,25 +49,6 @@ jqt "the first body is the one kept" \
     '.event == "run.completed" and .run_id == 7'
 
 # ---- state.db locked by another process ----------------------------------------
-# lock_db SECS: another process takes state.db's write lock, creates
-# $T/locked once it has it, and lets go after SECS or once $T/unlock
-# exists; in the background, its pid in LOCKER.
-lock_db() {
-	rm -f "$T/locked" "$T/unlock"
-	python3 - "$T/state/state.db" "$T/locked" "$T/unlock" "$1" <<'EOF' &
-import os, sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], isolation_level=None)
-db.execute("BEGIN IMMEDIATE")
-open(sys.argv[2], "w").close()
-end = time.monotonic() + float(sys.argv[4])
-while time.monotonic() < end and not os.path.exists(sys.argv[3]):
-    time.sleep(0.02)
-db.execute("COMMIT")
-EOF
-	LOCKER=$!
-	wait_for 10 test -e "$T/locked"
-}
-
 if command -v python3 >/dev/null 2>&1; then
 	# A lock held for a moment (0.3 s) is waited out: the delivery is
 	# stored.
