@@ -185,12 +185,15 @@ write_some(struct store *st, struct req *first, struct req *end)
 /*
  * One transaction for the batch. Should it fail, each delivery gets a
  * transaction of its own, so that one that cannot be stored (too big for
- * SQLite, say) does not take the others down with it.
+ * SQLite, say) does not take the others down with it. Not when the
+ * database was locked: every delivery would wait out the lock again.
  */
 static void
 write_batch(struct store *st, struct req *batch)
 {
-	if (write_some(st, batch, NULL) == 0 || batch->next == NULL)
+	int r = write_some(st, batch, NULL);
+
+	if (r == 0 || r == -EBUSY || batch->next == NULL)
 		return;
 	for (struct req *rq = batch; rq != NULL; rq = rq->next)
 		(void)write_some(st, rq, rq->next);

@@ -198,9 +198,9 @@ out=$(wh_deliver "{\"secret\":\"$S1\",\"mode\":\"tampered\"}")
 weq "tolerance 0: a tampered body is still 401" "$(wh_status "$out")" 401
 
 # Deliveries that queue up behind a writer waiting on a lock, large ones
-# (over 16 KiB, parsed by the writer) among them: the batch that cannot
-# be committed is tried again a delivery at a time, each gets its 503,
-# and the same delivery is stored once the lock is gone.
+# (over 16 KiB, parsed by the writer) among them: each gets its 503 (a
+# batch refused for a lock is not tried again delivery by delivery), and
+# the same delivery is stored once the lock is gone.
 if command -v python3 >/dev/null 2>&1; then
 	big=$(printf '{"event":"run.completed","pad":"%s"}' \
 	    "$(head -c 20000 /dev/zero | tr '\0' x)")

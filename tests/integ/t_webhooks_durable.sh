@@ -59,9 +59,8 @@ if command -v python3 >/dev/null 2>&1; then
 	    "${r%% *}" 200
 
 	# Held longer than the writer waits (1 s), nothing can be committed:
-	# the sender gets 503 (never a 2xx for what is not stored), each
-	# delivery of a batch is tried on its own, and once the lock goes the
-	# same deliveries are stored as new ones.
+	# every sender waiting gets 503 (never a 2xx for what is not stored),
+	# and once the lock goes the same deliveries are stored as new ones.
 	lock_db 20
 	r=$(wh_send "$S" msg_locked_1 "$BODY")
 	weq "state.db locked: 503" "${r%% *}" 503
