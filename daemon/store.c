@@ -823,8 +823,7 @@ store_audit_list(struct store *st, int64_t uid, int64_t since_ms, size_t limit,
 		return -EBUSY;
 	sqlutil_bind_int(s, 1, uid, &rc);
 	sqlutil_bind_int(s, 2, since_ms, &rc);
-	sqlutil_bind_int(s, 3, limit > 0 && limit < INT64_MAX ? (int64_t)limit : -1,
-	    &rc);
+	sqlutil_bind_int(s, 3, store_limit_arg(limit), &rc);
 	return store_for_each_row(s, rc, audit_row, &c);
 }
 

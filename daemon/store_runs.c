@@ -27,28 +27,11 @@ int
 store_run_append(struct store *st, int64_t run_id, int64_t seq,
     const char *event, size_t len, int64_t now)
 {
-	sqlite3_stmt *s;
-	int rc = SQLITE_OK, r;
+	struct store_run_event ev = {
+	    .run_id = run_id, .seq = seq, .event = event, .len = len};
 
 	assert(event != NULL);
-	if (len > INT_MAX)
-		return -E2BIG;
-	r = store_sp_begin(st);
-	if (r < 0)
-		return r;
-	s = st->stmt[ST_RUN_APPEND];
-	sqlutil_bind_int(s, 1, run_id, &rc);
-	sqlutil_bind_int(s, 2, seq, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(s, 3, event, (int)len, SQLITE_STATIC);
-	r = store_exec(s, rc);
-	if (r == 0) {
-		s = st->stmt[ST_RUN_TOUCH];
-		sqlutil_bind_int(s, 1, run_id, &rc);
-		sqlutil_bind_int(s, 2, now, &rc);
-		r = store_exec(s, rc);
-	}
-	return store_sp_end(st, r);
+	return store_run_append_many(st, run_id, &ev, 1, now);
 }
 
 int
