@@ -185,6 +185,25 @@ cache_needs_rebuild(int r)
 	return r == -EBADMSG || r == -EIO;
 }
 
+/*
+ * A lookup that got no row (rc SQLITE_DONE) or failed: resets s, rebuilds
+ * the cache when the failure asks for it, and returns -ENOENT (a rebuilt
+ * cache has nothing) or the error.
+ */
+int
+cache_lookup_miss(struct cache *c, sqlite3_stmt *s, int rc)
+{
+	int r;
+
+	sqlutil_reset(s);
+	r = rc == SQLITE_DONE ? -ENOENT : cache_errno(rc);
+	if (cache_needs_rebuild(r)) {
+		cache_rebuild(c);
+		r = -ENOENT;
+	}
+	return r;
+}
+
 /* Steps a statement that returns no rows to completion; resets it. */
 int
 cache_exec(sqlite3_stmt *s, int rc)

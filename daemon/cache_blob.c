@@ -70,26 +70,35 @@ cache_blob_dir_intact(const struct cache *c)
 	    sb.st_dev == c->blob_dev && sb.st_ino == c->blob_ino;
 }
 
-/* The blob directory vanished: recreate it and forget every blob. */
-void
-cache_blob_reset(struct cache *c)
+/*
+ * Forgets every blob (rows and counters), then sweeps the directory as
+ * cache_sweep_dir does; 0, or -errno with nothing changed.
+ */
+static int
+forget_blobs(struct cache *c, bool unknown_only)
 {
-	int r;
+	int r = cache_tx_begin(c);
 
-	c->rebuilds++;
-	r = cache_dirs_make(c);
-	if (r < 0 || c->db == NULL)
-		return;
-	r = cache_tx_begin(c);
 	if (r == 0)
 		r = cache_exec(c->stmt[ST_INDEX_CLEAR], SQLITE_OK);
 	if (r == 0)
 		r = cache_exec(c->stmt[ST_BLOB_CLEAR], SQLITE_OK);
 	r = cache_tx_end(c, r);
-	if (r == 0) {
-		c->blobs = c->blob_bytes = 0;
-		cache_sweep_dir(c, c->blob_dir, true);
-	} else
+	if (r < 0)
+		return r;
+	c->blobs = c->blob_bytes = 0;
+	cache_sweep_dir(c, c->blob_dir, unknown_only);
+	return 0;
+}
+
+/* The blob directory vanished: recreate it and forget every blob. */
+void
+cache_blob_reset(struct cache *c)
+{
+	c->rebuilds++;
+	if (cache_dirs_make(c) < 0 || c->db == NULL)
+		return;
+	if (forget_blobs(c, true) < 0)
 		c->broken = true;
 }
 
@@ -572,15 +581,8 @@ cache_blob_lookup(struct cache *c, const struct cache_blob_key *key,
 	sqlutil_bind_text(s, 4, key->filename, &rc);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlutil_reset(s);
-		r = rc == SQLITE_DONE ? -ENOENT : cache_errno(rc);
-		if (cache_needs_rebuild(r)) {
-			cache_rebuild(c);
-			r = -ENOENT;
-		}
-		return r;
-	}
+	if (rc != SQLITE_ROW)
+		return cache_lookup_miss(c, s, rc);
 	sha = (const char *)sqlite3_column_text(s, 0);
 	ctype = (const char *)sqlite3_column_text(s, 1);
 	stored = sqlite3_column_int64(s, 2);
@@ -678,17 +680,8 @@ cache_blob_detach(struct cache *c)
 int
 cache_blob_clear(struct cache *c)
 {
-	int n = c->blobs > (uint64_t)INT_MAX ? INT_MAX : (int)c->blobs, r;
+	int n = c->blobs > (uint64_t)INT_MAX ? INT_MAX : (int)c->blobs;
+	int r = forget_blobs(c, false);
 
-	r = cache_tx_begin(c);
-	if (r == 0)
-		r = cache_exec(c->stmt[ST_INDEX_CLEAR], SQLITE_OK);
-	if (r == 0)
-		r = cache_exec(c->stmt[ST_BLOB_CLEAR], SQLITE_OK);
-	r = cache_tx_end(c, r);
-	if (r < 0)
-		return r;
-	cache_sweep_dir(c, c->blob_dir, false);
-	c->blobs = c->blob_bytes = 0;
-	return n;
+	return r < 0 ? r : n;
 }

@@ -351,7 +351,7 @@ db_get(struct cache *c, const char *key, struct hotset_entry *row)
 	const unsigned char *k;
 	const void *p;
 	size_t len;
-	int rc = SQLITE_OK, r;
+	int rc = SQLITE_OK;
 
 	sqlutil_bind_int(s, 1, key_id(key), &rc);
 	if (rc == SQLITE_OK)
@@ -362,15 +362,8 @@ db_get(struct cache *c, const char *key, struct hotset_entry *row)
 		if (k == NULL || strcmp((const char *)k, key) != 0)
 			rc = SQLITE_DONE;
 	}
-	if (rc != SQLITE_ROW) {
-		sqlutil_reset(s);
-		r = rc == SQLITE_DONE ? -ENOENT : cache_errno(rc);
-		if (cache_needs_rebuild(r)) {
-			cache_rebuild(c);
-			r = -ENOENT;
-		}
-		return r;
-	}
+	if (rc != SQLITE_ROW)
+		return cache_lookup_miss(c, s, rc);
 	*row = (struct hotset_entry){.id = sqlite3_column_int64(s, 0),
 	    .stored_at = sqlite3_column_int64(s, 2),
 	    .expires_at = sqlite3_column_int64(s, 3),
