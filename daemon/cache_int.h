@@ -111,7 +111,7 @@ struct cache {
 /* cache.c */
 int cache_errno(int rc);
 bool cache_needs_rebuild(int r);
-/* A lookup without its row: resets s, rebuilds if need be; -ENOENT or -errno. */
+/* A lookup without its row: resets s, rebuilds if needed; -ENOENT/-errno. */
 int cache_lookup_miss(struct cache *c, sqlite3_stmt *s, int rc);
 /* Steps a statement that returns no rows to completion; resets it. */
 int cache_exec(sqlite3_stmt *s, int rc);
