@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "runacc.h"
+#include "sdkjson.h"
 #include "sse.h"
 
 struct runacc_tool {
@@ -176,41 +177,12 @@ utf8_cut(const char *s, size_t n, size_t max)
 	return max;
 }
 
-/* The last member named key, or NULL; NULL when obj is not an object. */
-static const cJSON *
-get_last(const cJSON *obj, const char *key)
-{
-	const cJSON *c, *found = NULL;
-
-	if (!cJSON_IsObject(obj))
-		return NULL;
-	for (c = obj->child; c != NULL; c = c->next)
-		if (c->string != NULL && strcmp(c->string, key) == 0)
-			found = c;
-	return found;
-}
-
 static const char *
 get_str(const cJSON *obj, const char *key)
 {
-	const cJSON *v = get_last(obj, key);
+	const cJSON *v = sdkjson_last(obj, key);
 
 	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-/* Python truthiness; NULL (absent) is false. */
-static bool
-truthy(const cJSON *v)
-{
-	if (v == NULL || cJSON_IsNull(v) || cJSON_IsFalse(v))
-		return false;
-	if (cJSON_IsString(v))
-		return v->valuestring[0] != '\0';
-	if (cJSON_IsNumber(v))
-		return v->valuedouble < 0 || v->valuedouble > 0;
-	if (cJSON_IsArray(v) || cJSON_IsObject(v))
-		return v->child != NULL;
-	return true;
 }
 
 /* Appends a delta to a text buffer; hitting the cap only marks a. */
@@ -305,11 +277,11 @@ add_error_value(struct runacc *a, const char *prefix, const cJSON *v)
 static int
 feed_failure(struct runacc *a, const char *type, const cJSON *ev)
 {
-	const cJSON *v = get_last(ev, "error");
+	const cJSON *v = sdkjson_last(ev, "error");
 
-	if (!truthy(v))
-		v = get_last(ev, "message");
-	if (!truthy(v))
+	if (!sdkjson_truthy(v))
+		v = sdkjson_last(ev, "message");
+	if (!sdkjson_truthy(v))
 		return add_error(a, type, type);
 	return add_error_value(a, type, v);
 }
@@ -359,18 +331,18 @@ parse_run_id(const cJSON *v, int64_t *ret)
 static int
 feed_metadata(struct runacc *a, const cJSON *ev)
 {
-	const cJSON *payload = get_last(ev, "payload"), *usage;
+	const cJSON *payload = sdkjson_last(ev, "payload"), *usage;
 	cJSON *copy;
 	int64_t id;
 
 	/* A flat frame is its own payload ("type" is never looked up). */
 	if (!cJSON_IsObject(payload))
 		payload = ev;
-	if (parse_run_id(get_last(payload, "run_id"), &id)) {
+	if (parse_run_id(sdkjson_last(payload, "run_id"), &id)) {
 		a->run_id = id;
 		a->has_run_id = true;
 	}
-	usage = get_last(payload, "usage");
+	usage = sdkjson_last(payload, "usage");
 	if (cJSON_IsObject(usage)) {
 		copy = cJSON_Duplicate(usage, true);
 		if (copy == NULL)
@@ -424,7 +396,7 @@ runacc_feed(struct runacc *a, const cJSON *ev)
 	if (strcmp(type, "metadata") == 0)
 		return feed_metadata(a, ev);
 	if (strcmp(type, "error") == 0) {
-		err = get_last(ev, "error");
+		err = sdkjson_last(ev, "error");
 		if (err == NULL || cJSON_IsNull(err))
 			return add_error(a, NULL, "Unknown error");
 		return add_error_value(a, NULL, err);
@@ -568,12 +540,12 @@ tool_set_json(struct runacc *a, struct runacc_tool *t, char **slot,
 static int
 tool_result_end(struct runacc *a, struct runacc_tool *t, const cJSON *ev)
 {
-	const cJSON *res = get_last(ev, "result");
+	const cJSON *res = sdkjson_last(ev, "result");
 	cJSON *snap;
 	int r;
 
 	t->completed = true;
-	if (truthy(res))
+	if (sdkjson_truthy(res))
 		return tool_set_json(a, t, &t->result, res);
 	/* None: a snapshot of the result deltas so far, when any. */
 	if ((res == NULL || cJSON_IsNull(res)) && t->chunks.len > 0) {
@@ -591,7 +563,7 @@ tool_result_end(struct runacc *a, struct runacc_tool *t, const cJSON *ev)
 static int
 tool_todos(struct runacc *a, struct runacc_tool *t, const cJSON *ev)
 {
-	const cJSON *todos = get_last(ev, "todos"), *c;
+	const cJSON *todos = sdkjson_last(ev, "todos"), *c;
 	cJSON *list, *copy;
 	int r;
 

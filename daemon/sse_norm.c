@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "sdkjson.h"
 #include "sse.h"
 #include "sse_int.h"
 
@@ -50,35 +51,6 @@ sse_done_event(void)
  * guarantees ("type" and the delta fields) are left unique, so a consumer
  * reading the first match sees the same value.
  */
-
-/* The last member named key, or NULL; NULL when obj is not an object. */
-static cJSON *
-get_last(const cJSON *obj, const char *key)
-{
-	cJSON *c, *found = NULL;
-
-	if (!cJSON_IsObject(obj))
-		return NULL;
-	for (c = obj->child; c != NULL; c = c->next)
-		if (c->string != NULL && strcmp(c->string, key) == 0)
-			found = c;
-	return found;
-}
-
-/* Python truthiness; NULL (absent) is false. */
-static bool
-truthy(const cJSON *v)
-{
-	if (v == NULL || cJSON_IsNull(v) || cJSON_IsFalse(v))
-		return false;
-	if (cJSON_IsString(v))
-		return v->valuestring[0] != '\0';
-	if (cJSON_IsNumber(v))
-		return v->valuedouble < 0 || v->valuedouble > 0;
-	if (cJSON_IsArray(v) || cJSON_IsObject(v))
-		return v->child != NULL;
-	return true;
-}
 
 static bool
 str_is(const cJSON *v, const char *s)
@@ -135,7 +107,7 @@ put_str(cJSON *obj, const char *key, const cJSON *v)
 static int
 put_type(cJSON *ev, const char *type)
 {
-	cJSON *t = get_last(ev, "type"), *item;
+	cJSON *t = sdkjson_last(ev, "type"), *item;
 
 	if (cJSON_IsString(t)) {
 		delete_all_but(ev, "type", t);
@@ -176,11 +148,11 @@ retype(cJSON *ev, int r, const char *native, const char *type,
 static int
 norm_delta(cJSON *ev, const char *const *keys)
 {
-	const cJSON *v = NULL, *d = get_last(ev, "delta");
+	const cJSON *v = NULL, *d = sdkjson_last(ev, "delta");
 	size_t i;
 
 	for (i = 0; keys[i] != NULL; i++) {
-		v = get_last(ev, keys[i]);
+		v = sdkjson_last(ev, keys[i]);
 		if (cJSON_IsString(v) && v->valuestring[0] != '\0')
 			break;
 		v = NULL;
@@ -197,12 +169,12 @@ norm_delta(cJSON *ev, const char *const *keys)
 static int
 norm_todo(cJSON *ev)
 {
-	const cJSON *id = get_last(ev, "toolCallId");
-	cJSON *todos = get_last(ev, "todos"), *c, *next;
+	const cJSON *id = sdkjson_last(ev, "toolCallId");
+	cJSON *todos = sdkjson_last(ev, "todos"), *c, *next;
 	int r;
 
-	if (!truthy(id))
-		id = get_last(ev, "tool_call_id");
+	if (!sdkjson_truthy(id))
+		id = sdkjson_last(ev, "tool_call_id");
 	r = put_copy(ev, "toolCallId", id);
 	if (r < 0)
 		return r;
@@ -220,15 +192,16 @@ norm_todo(cJSON *ev)
 static int
 xlat_block_delta(cJSON *ev, unsigned *ret_flags)
 {
-	const cJSON *d = get_last(ev, "delta");
-	const cJSON *dt = get_last(d, "type");
+	const cJSON *d = sdkjson_last(ev, "delta");
+	const cJSON *dt = sdkjson_last(d, "type");
 	const char *type;
 	int r;
 
 	if (str_is(dt, "input_json_delta")) {
-		r = put_copy(ev, "toolCallId", get_last(ev, "id"));
+		r = put_copy(ev, "toolCallId", sdkjson_last(ev, "id"));
 		if (r == 0)
-			r = put_str(ev, "delta", get_last(d, "partial_json"));
+			r = put_str(ev, "delta",
+			    sdkjson_last(d, "partial_json"));
 		type = "tool-call-delta";
 	} else {
 		if (str_is(dt, "text_delta"))
@@ -239,7 +212,7 @@ xlat_block_delta(cJSON *ev, unsigned *ret_flags)
 			type = "plan-delta";
 		else
 			return put_type(ev, "content_block_delta");
-		r = put_str(ev, "delta", get_last(d, "text"));
+		r = put_str(ev, "delta", sdkjson_last(d, "text"));
 	}
 	return retype(ev, r, "content_block_delta", type, ret_flags);
 }
@@ -248,20 +221,20 @@ xlat_block_delta(cJSON *ev, unsigned *ret_flags)
 static int
 xlat_block_start(cJSON *ev, unsigned *ret_flags)
 {
-	const cJSON *b = get_last(ev, "content_block");
-	const cJSON *bt = get_last(b, "type"), *id, *name;
+	const cJSON *b = sdkjson_last(ev, "content_block");
+	const cJSON *bt = sdkjson_last(b, "type"), *id, *name;
 	const char *type;
 	int r;
 
-	if (!truthy(bt))
-		bt = get_last(ev, "block_type");
-	id = get_last(ev, "id");
-	if (!truthy(id))
-		id = get_last(b, "id");
+	if (!sdkjson_truthy(bt))
+		bt = sdkjson_last(ev, "block_type");
+	id = sdkjson_last(ev, "id");
+	if (!sdkjson_truthy(id))
+		id = sdkjson_last(b, "id");
 	if (str_is(bt, "tool_use")) {
-		name = get_last(b, "name");
-		if (!truthy(name))
-			name = get_last(ev, "name");
+		name = sdkjson_last(b, "name");
+		if (!sdkjson_truthy(name))
+			name = sdkjson_last(ev, "name");
 		r = put_copy(ev, "toolCallId", id);
 		if (r == 0)
 			r = put_copy(ev, "toolName", name);
@@ -284,16 +257,16 @@ xlat_block_start(cJSON *ev, unsigned *ret_flags)
 static int
 xlat_tool_result(cJSON *ev, unsigned *ret_flags)
 {
-	const cJSON *id = get_last(ev, "tool_use_id");
-	cJSON *content = get_last(ev, "content");
+	const cJSON *id = sdkjson_last(ev, "tool_use_id");
+	cJSON *content = sdkjson_last(ev, "content");
 	int r;
 
-	if (!truthy(id))
-		id = get_last(ev, "id");
+	if (!sdkjson_truthy(id))
+		id = sdkjson_last(ev, "id");
 	r = put_copy(ev, "toolCallId", id);
 	if (r == 0 && content != NULL)
 		r = put(ev, "result", cJSON_DetachItemViaPointer(ev, content));
-	else if (r == 0 && get_last(ev, "result") == NULL)
+	else if (r == 0 && sdkjson_last(ev, "result") == NULL)
 		r = put(ev, "result", cJSON_CreateNull());
 	return retype(ev, r, "tool_result", "tool-result-end", ret_flags);
 }
@@ -317,30 +290,30 @@ xlat_claude(cJSON *ev, const char *type, unsigned *ret_flags)
 		return xlat_tool_result(ev, ret_flags);
 	if (strcmp(type, "message_start") == 0) {
 		r = put_copy(ev, "messageId",
-		    get_last(get_last(ev, "message"), "id"));
+		    sdkjson_last(sdkjson_last(ev, "message"), "id"));
 		return retype(ev, r, "message_start", "message-start",
 		    ret_flags);
 	}
 	if (strcmp(type, "message_stop") == 0) {
-		r = put_copy(ev, "messageId", get_last(ev, "message_id"));
+		r = put_copy(ev, "messageId", sdkjson_last(ev, "message_id"));
 		return retype(ev, r, "message_stop", "message-end", ret_flags);
 	}
 	if (strcmp(type, "message_complete") == 0) {
-		r = put_copy(ev, "messageId", get_last(ev, "message_id"));
+		r = put_copy(ev, "messageId", sdkjson_last(ev, "message_id"));
 		return retype(ev, r, "message_complete", "message-end",
 		    ret_flags);
 	}
 	if (strcmp(type, "message_delta") == 0) {
-		text = get_last(get_last(ev, "delta"), "text");
+		text = sdkjson_last(sdkjson_last(ev, "delta"), "text");
 		if (!cJSON_IsString(text))
 			return put_type(ev, "message_delta");
 		r = put_str(ev, "delta", text);
 		return retype(ev, r, "message_delta", "text-delta", ret_flags);
 	}
 	if (strcmp(type, "tool_use") == 0) {
-		r = put_copy(ev, "toolCallId", get_last(ev, "id"));
+		r = put_copy(ev, "toolCallId", sdkjson_last(ev, "id"));
 		if (r == 0)
-			r = put_copy(ev, "toolName", get_last(ev, "name"));
+			r = put_copy(ev, "toolName", sdkjson_last(ev, "name"));
 		return retype(ev, r, "tool_use", "tool-call-start", ret_flags);
 	}
 	return 1;
@@ -353,13 +326,13 @@ sse_normalise(cJSON *ev, unsigned *ret_flags)
 	static const char *const k_delta[] = {"delta", NULL};
 	static const char *const k_reasoning[] = {"delta", "text", NULL};
 	static const char *const k_plan[] = {"delta", "text", "plan", NULL};
-	const cJSON *sub = get_last(ev, "subtype"), *t;
+	const cJSON *sub = sdkjson_last(ev, "subtype"), *t;
 	const char *type;
 	int r;
 
 	if (str_is(sub, "init") || str_is(sub, "success"))
 		return 0;
-	t = get_last(ev, "type");
+	t = sdkjson_last(ev, "type");
 	type = cJSON_IsString(t) ? t->valuestring : "unknown";
 	r = xlat_claude(ev, type, ret_flags);
 	if (r != 1)
