@@ -102,20 +102,27 @@ raw() {
 	return "${PIPESTATUS[1]}"
 }
 
-# rpc METHOD [PARAMS_JSON]: one call through the real client; prints the
-# result (or error) JSON line, and the exit status is the client's. Its
-# output and error output are also appended to $T/replies.log.
-rpc() {
-	local method=$1 params=${2:-'{}'} out rc err
-	err=$(mktemp "$T/rpc.err.XXXXXX")
-	out=$("$BIN/m8tes" --socket "$SOCK" --json call "$method" "$params" \
-	    2>"$err")
+# logged CMD...: runs CMD, passing on its output and error output and
+# appending both to $T/replies.log (the key-leak checks read it); the exit
+# status is CMD's.
+logged() {
+	local out rc err
+	err=$(mktemp "$T/logged.err.XXXXXX")
+	out=$("$@" 2>"$err")
 	rc=$?
 	[ -z "$out" ] || printf '%s\n' "$out" | tee -a "$T/replies.log"
 	cat "$err" >>"$T/replies.log"
 	cat "$err" >&2
 	rm -f "$err"
 	return "$rc"
+}
+
+# rpc METHOD [PARAMS_JSON]: one call through the real client; prints the
+# result (or error) JSON line, and the exit status is the client's. Its
+# output and error output are also appended to $T/replies.log.
+rpc() {
+	local params=${2:-'{}'}
+	logged "$BIN/m8tes" --socket "$SOCK" --json call "$1" "$params"
 }
 
 # Mock inspection.
@@ -298,4 +305,15 @@ mock_get() {
 mock_post() {
 	curl -s -H "Authorization: Bearer $KEY" \
 	    -H 'Content-Type: application/json' -d "$2" "$MOCK_URL$1"
+}
+
+# run_with_files: a finished run of the mock (it has report.csv and
+# chart.png); prints its id.
+run_with_files() {
+	local id
+	id=$(mock_post /runs/ '{"message":"make a report","stream":false}' |
+	    jq -r .id)
+	mock_get "/runs/$id" >/dev/null
+	mock_get "/runs/$id" >/dev/null
+	echo "$id"
 }

@@ -108,16 +108,9 @@ as_call() {
 # output and error output are also appended to $T/replies.log. The exit
 # status is the client's.
 as_m8tes() {
-	local p=$1 out rc err
+	local p=$1
 	shift
-	err=$(mktemp "$T/m8tes.err.XXXXXX")
-	out=$(as "$p" "$BIN/m8tes" --socket "$SOCK" --json "$@" 2>"$err")
-	rc=$?
-	[ -z "$out" ] || printf '%s\n' "$out" | tee -a "$T/replies.log"
-	cat "$err" >>"$T/replies.log"
-	cat "$err" >&2
-	rm -f "$err"
-	return "$rc"
+	logged as "$p" "$BIN/m8tes" --socket "$SOCK" --json "$@"
 }
 
 # Connections held open: conn_open NAME PEER starts socat as PEER on $SOCK

@@ -16,14 +16,6 @@ list() { call teammates.list "{\"limit\":${1:-3}}"; }
 ok_reply() {
 	jqt "$1" "$2" ".result.data != null and .cache == \"$3\""
 }
-run_with_files() {
-	local id
-	id=$(mock_post /runs/ '{"message":"make a report","stream":false}' |
-	    jq -r .id)
-	mock_get "/runs/$id" >/dev/null
-	mock_get "/runs/$id" >/dev/null
-	echo "$id"
-}
 download() {
 	call runs.download_file "{\"run_id\":$RUN,\"filename\":\"report.csv\"}"
 }

@@ -17,16 +17,6 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=2
 
 served() { printf '%s' "$1" | jq -r '.cache // "none"'; }
 nreq() { mock_requests | jq length; }
-# run_with_files: a finished run of the mock (it has report.csv and
-# chart.png); prints its id.
-run_with_files() {
-	local id
-	id=$(mock_post /runs/ '{"message":"make a report","stream":false}' |
-	    jq -r .id)
-	mock_get "/runs/$id" >/dev/null
-	mock_get "/runs/$id" >/dev/null
-	echo "$id"
-}
 # b64file FILE: decodes the data_base64 of the reply on stdin into FILE.
 b64file() { jq -r '.result.data_base64' | base64 -d >"$1"; }
 # blobs: the files in the blob directory (names), sorted.
