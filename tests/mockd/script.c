@@ -421,11 +421,28 @@ build_text(struct run *run)
 	return r;
 }
 
+/* The gmail call's result: a TYPE frame, IDKEY = id, FIELD = the result. */
+static cJSON *
+gmail_result(const char *type, const char *idkey, const char *id,
+    const char *field)
+{
+	cJSON *o = frame_s(type, idkey, id, NULL, NULL);
+
+	if (o != NULL &&
+	    json_set(o, field,
+	        json_template(
+	            "{\"status\":\"sent\",\"message_id\":\"msg_mock_1\"}")) <
+	        0) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	return o;
+}
+
 /* The gmail call of build_tool() as Claude-native frames. */
 static int
 build_tool_native(struct run *run, const char *id)
 {
-	cJSON *o;
 	int r;
 
 	r = emit(run, frame_s("tool_use", "id", id, "name", "gmail"));
@@ -434,16 +451,8 @@ build_tool_native(struct run *run, const char *id)
 	r |= emit(run, native("content_block_delta", id, "delta",
 	    "input_json_delta", "partial_json", "\"subject\":\"Weekly recap\"}"));
 	r |= emit(run, frame_s("content_block_stop", "id", id, NULL, NULL));
-	o = frame_s("tool_result", "tool_use_id", id, NULL, NULL);
-	if (o != NULL &&
-	    json_set(o, "content",
-	        json_template(
-	            "{\"status\":\"sent\",\"message_id\":\"msg_mock_1\"}")) <
-	        0) {
-		cJSON_Delete(o);
-		o = NULL;
-	}
-	r |= emit(run, o);
+	r |= emit(run,
+	    gmail_result("tool_result", "tool_use_id", id, "content"));
 	return r;
 }
 
@@ -468,16 +477,8 @@ build_tool(struct run *run)
 	    frame_s("tool-call-delta", "toolCallId", id, "delta",
 	        "\"subject\":\"Weekly recap\"}"));
 	r |= emit(run, frame_s("tool-call-end", "toolCallId", id, NULL, NULL));
-	o = frame_s("tool-result-end", "toolCallId", id, NULL, NULL);
-	if (o != NULL &&
-	    json_set(o, "result",
-	        json_template(
-	            "{\"status\":\"sent\",\"message_id\":\"msg_mock_1\"}")) <
-	        0) {
-		cJSON_Delete(o);
-		o = NULL;
-	}
-	r |= emit(run, o);
+	r |= emit(run,
+	    gmail_result("tool-result-end", "toolCallId", id, "result"));
 todos:
 	o = frame_s("todo-update", "toolCallId", id, NULL, NULL);
 	if (o != NULL &&
